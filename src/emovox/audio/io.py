@@ -37,7 +37,7 @@ __all__ = [
 #: The rate every model and frontend in emovox works at.
 SAMPLE_RATE = 16000
 
-AudioSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
+AudioSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]  # noqa: UP007 (a runtime alias)
 Channels = Literal["mix", "split"]
 
 
@@ -286,7 +286,7 @@ def stream(
         yield from _stream_ffmpeg(source, block_seconds=block_seconds, sr=sr, channels=channels)
         return
     with handle:
-        native, total, n_ch = handle.samplerate, handle.frames, handle.channels
+        native, total = handle.samplerate, handle.frames
         if total == 0:
             raise AudioError(f"{name}: audio has zero samples")
         # Blocks and context are whole multiples of the resampling period (``down`` input

@@ -45,8 +45,9 @@ def load_manifest(csv_path: str | os.PathLike, *, require_labels: bool = True) -
                 skipped.append(Skipped(str(path), "file not found"))
                 continue
             corpus = row.get("corpus") or "manifest"
-            speaker = row.get("speaker") or f"file:{path.stem}"
-            items.append(Item(str(path), label, f"{corpus}:{speaker}" if ":" not in speaker else speaker,
+            # Without a speaker column each file counts as its own speaker (the only safe guess).
+            speaker = row.get("speaker") or path.stem
+            items.append(Item(str(path), label, speaker if ":" in speaker else f"{corpus}:{speaker}",
                               corpus, gender=row.get("gender") or None))
     return Corpus(csv_path.stem, str(csv_path), items, skipped)
 
