@@ -121,7 +121,7 @@ def melspectrogram(y: np.ndarray, *, config: LogMelConfig = LogMelConfig()) -> n
     pad = [(0, 0)] * (y.ndim - 1) + [(half, half)]
     padded = np.pad(y, pad)  # center=True with zero padding, as librosa >= 0.10
     n_frames = 1 + (padded.shape[-1] - c.n_fft) // c.hop_length
-    if n_frames < 1:
+    if n_frames < 1 or y.shape[-1] == 0:  # centre padding alone would make a frame of nothing
         raise ParameterError(f"audio of {y.shape[-1]} samples is too short for n_fft={c.n_fft}")
     # librosa centres the win_length window inside n_fft; only those samples are non-zero, and a
     # shift inside the FFT frame changes phase, not power, so we transform just that span.
