@@ -18,7 +18,6 @@ from typing import BinaryIO, Literal, Union
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from ..errors import AudioError, ParameterError
 
@@ -104,6 +103,8 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.nd
         raise ParameterError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
     if orig_sr == target_sr:
         return np.asarray(y, dtype=np.float32)
+    from scipy.signal import resample_poly  # ~1 s to import: only when a file needs resampling
+
     g = gcd(int(orig_sr), int(target_sr))
     out = resample_poly(np.asarray(y, dtype=np.float32), target_sr // g, orig_sr // g, axis=-1)
     return out.astype(np.float32, copy=False)

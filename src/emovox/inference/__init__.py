@@ -1,0 +1,35 @@
+"""Inference: the one prediction path (numpy + ONNX Runtime) that every emovox interface uses.
+
+``Predictor.load()`` opens the shipped model (SHA-256 checked); ``Predictor.predict(audio)``
+gives a :class:`Prediction` for a clip; :func:`analyze` turns a long recording into a timeline of
+per-segment emotions and a summary. Submodules load on first use, so importing this is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Predictor", "Prediction", "NO_SPEECH",
+    "analyze", "Analysis",
+    "ModelCard", "load_card", "default_model_dir",
+    "FrameVAD", "speech_mask", "speech_ratio",
+]
+
+_WHERE = {
+    "Predictor": "predictor", "Prediction": "predictor", "NO_SPEECH": "predictor",
+    "analyze": "analysis", "Analysis": "analysis",
+    "ModelCard": "model", "load_card": "model", "default_model_dir": "model",
+    "FrameVAD": "vad", "speech_mask": "vad", "speech_ratio": "vad",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module 'emovox.inference' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,148 @@
+"""A model directory: ``model.json`` (labels, frontend, windows, calibration), ONNX files, card.
+
+Loading checks every ONNX file against the SHA-256 recorded in ``model.json``, so a truncated or
+swapped model fails loudly (:class:`~emovox.errors.ModelError`) instead of predicting garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..features.logmel import LogMelConfig
+
+__all__ = ["ModelCard", "default_model_dir", "load_card", "sha256_file"]
+
+#: What ``model.json`` must hold; the rest is optional.
+REQUIRED_KEYS = ("labels", "frontend", "window_seconds")
+
+
+def default_model_dir() -> Path:
+    """The shipped model: ``src/emovox/assets/model/`` (``$EMOVOX_MODEL`` overrides it)."""
+    env = os.environ.get("EMOVOX_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "assets" / "model"
+
+
+def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parsed ``model.json`` of a model directory.
+
+    Attributes
+    ----------
+    directory : Path
+    labels : tuple of str
+        Class names in the order of the model's ``logits`` output.
+    frontend : LogMelConfig
+    window_seconds, hop_seconds : float
+        The model sees windows of ``window_seconds``; a clip is covered with this hop.
+    temperature : float
+        Calibration temperature: probabilities are ``softmax(logits / temperature)``.
+    raw : dict
+        Everything ``model.json`` holds (metrics, training, calibration, ...).
+    """
+
+    directory: Path
+    labels: tuple[str, ...]
+    frontend: LogMelConfig
+    window_seconds: float
+    hop_seconds: float
+    temperature: float = 1.0
+    normalisation: Any = None
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name", self.directory.name))
+
+    @property
+    def version(self) -> str:
+        return str(self.raw.get("version", "?"))
+
+    def onnx_path(self, *, int8: bool = False) -> Path:
+        """Path of ``model.onnx`` (or ``model.int8.onnx``), checked to exist."""
+        path = self.directory / ("model.int8.onnx" if int8 else "model.onnx")
+        if not path.is_file():
+            hint = " (export one with: emovox export --model DIR --onnx --int8)" if int8 else ""
+            raise ModelError(f"{path}: model file not found{hint}")
+        return path
+
+    def verify(self, path: Path) -> None:
+        """Check ``path`` against the SHA-256 in ``model.json``; ModelError on mismatch.
+
+        A file without a recorded hash passes, except in the shipped model, where a missing
+        hash is itself an error.
+        """
+        expected = (self.raw.get("sha256") or {}).get(path.name)
+        if expected is None:
+            if self.directory.resolve() == default_model_dir().resolve():
+                raise ModelError(f"{path}: the shipped model.json records no sha256 for it")
+            return
+        actual = sha256_file(path)
+        if actual.lower() != str(expected).lower():
+            raise ModelError(
+                f"{path}: SHA-256 mismatch (expected {str(expected)[:12]}…, got {actual[:12]}…); "
+                "the file is corrupt or does not belong to this model.json — reinstall emovox "
+                "or re-export the model"
+            )
+
+    def card_text(self) -> str:
+        """The model card (``card.md``), or an empty string if the directory has none."""
+        path = self.directory / "card.md"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def load_card(model_dir: str | os.PathLike | None = None) -> ModelCard:
+    """Read and validate ``model.json`` of ``model_dir`` (None: the shipped model).
+
+    Raises
+    ------
+    ModelError
+        Missing directory or ``model.json``, invalid JSON, or missing required keys.
+    """
+    directory = Path(model_dir) if model_dir is not None else default_model_dir()
+    meta_path = directory / "model.json"
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: model directory not found")
+    if not meta_path.is_file():
+        raise ModelError(f"{meta_path}: not found; a model directory needs model.json and model.onnx")
+    try:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: unreadable ({exc})") from None
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise ModelError(f"{meta_path}: missing key(s) {', '.join(missing)}")
+    labels = tuple(str(x) for x in raw["labels"])
+    if len(labels) < 2:
+        raise ModelError(f"{meta_path}: needs at least two labels, got {list(labels)}")
+    window = float(raw["window_seconds"])
+    hop = float(raw.get("hop_seconds") or window / 2)
+    temperature = float(raw.get("temperature") or 1.0)
+    if window <= 0 or hop <= 0 or temperature <= 0:
+        raise ModelError(f"{meta_path}: window_seconds, hop_seconds and temperature must be > 0")
+    return ModelCard(
+        directory=directory,
+        labels=labels,
+        frontend=LogMelConfig.from_dict(dict(raw["frontend"])),
+        window_seconds=window,
+        hop_seconds=hop,
+        temperature=temperature,
+        normalisation=raw.get("normalisation"),
+        raw=raw,
+    )

@@ -1,0 +1,266 @@
+"""The predictor: audio -> windows -> log-mel (numpy) -> ONNX Runtime -> calibrated probabilities.
+
+This is the only prediction path of emovox: the CLI, the API, the web app and the Spark jobs all
+call :class:`Predictor`. It imports numpy, scipy, soundfile, webrtcvad and onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
+from ..errors import ModelError, ParameterError
+from ..features.logmel import logmel
+from ..models.windows import fit_length, trim_silence, windows
+from .model import ModelCard, load_card
+from .vad import FRAME_SECONDS, is_steady, speech_mask
+
+__all__ = ["Prediction", "Predictor", "NO_SPEECH"]
+
+NO_SPEECH = "no_speech"
+_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The emotion of one clip or segment.
+
+    ``label`` is ``"no_speech"`` (and ``probabilities`` empty) when too little of the audio is
+    speech; ``uncertain`` flags a low top probability or a small lead over the runner-up.
+    """
+
+    label: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0
+    uncertain: bool = False
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels with their probabilities."""
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Predictor:
+    """An ONNX model directory ready to predict; build it with :meth:`load`.
+
+    A clip is trimmed of leading and trailing silence, turned into a log-mel, cut into windows
+    of ``window_frames`` every ``hop_frames`` (short clips tiled), and the windows' logits are
+    averaged -- the same path as training (:mod:`emovox.models.windows`).
+
+    Parameters
+    ----------
+    card : ModelCard
+    session : onnxruntime.InferenceSession
+    min_speech_ratio, min_speech_seconds : float
+        Clips with less speech (VAD) give ``"no_speech"``.
+    min_confidence, min_margin : float
+        Below either, a prediction is flagged ``uncertain``.
+    vad_aggressiveness : int, 0..3
+
+    Examples
+    --------
+    >>> p = Predictor.load()                                    # doctest: +SKIP
+    >>> p.predict("call.wav").label                             # doctest: +SKIP
+    'neutral'
+    """
+
+    def __init__(self, card: ModelCard, session, *, min_speech_ratio: float = 0.1,
+                 min_speech_seconds: float = 0.3, min_confidence: float = 0.5,
+                 min_margin: float = 0.1, vad_aggressiveness: int = 2):
+        self.card = card
+        self.session = session
+        self.min_speech_ratio = float(min_speech_ratio)
+        self.min_speech_seconds = float(min_speech_seconds)
+        self.min_confidence = float(min_confidence)
+        self.min_margin = float(min_margin)
+        self.vad_aggressiveness = vad_aggressiveness
+        self._input = session.get_inputs()[0].name
+        fe = card.frontend
+        self.window_samples = int(round(card.window_seconds * SAMPLE_RATE))
+        self.hop_samples = int(round(card.hop_seconds * SAMPLE_RATE))
+        self.window_frames = int(card.raw.get("window_frames") or self.window_samples // fe.hop_length + 1)
+        self.hop_frames = int(card.raw.get("hop_frames") or self.hop_samples // fe.hop_length)
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike | None = None, *, int8: bool = False,
+             threads: int | None = None, **thresholds) -> Predictor:
+        """Open a model directory (None: the shipped model) after checking its SHA-256.
+
+        Parameters
+        ----------
+        model_dir : path or None
+        int8 : bool
+            Use ``model.int8.onnx`` (smaller, faster on CPU, slightly less accurate).
+        threads : int or None
+            ONNX Runtime intra-op threads (None: one per core).
+        **thresholds
+            ``min_speech_ratio``, ``min_speech_seconds``, ``min_confidence``, ``min_margin``,
+            ``vad_aggressiveness``.
+
+        Raises
+        ------
+        ModelError
+            Missing or corrupt files, SHA-256 mismatch, or a graph that does not fit model.json.
+        """
+        import onnxruntime as ort
+
+        if threads is not None and int(threads) < 1:
+            raise ParameterError(f"threads must be >= 1, got {threads}")
+        card = load_card(model_dir)
+        path = card.onnx_path(int8=int8)
+        card.verify(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or 0)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:160]})") from None
+        outputs = session.get_outputs()
+        n_out = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+        if isinstance(n_out, int) and n_out != len(card.labels):
+            raise ModelError(f"{path}: model has {n_out} outputs but model.json lists {len(card.labels)} labels")
+        return cls(card, session, **thresholds)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.card.labels
+
+    # -- numeric core -------------------------------------------------------------------------
+    def logmel(self, y: np.ndarray) -> np.ndarray:
+        """Log-mel of 16 kHz audio with the model's frontend: ``[n]`` -> ``[n_mels, frames]``."""
+        return logmel(y, config=self.card.frontend)
+
+    def clip_windows(self, y: np.ndarray) -> np.ndarray:
+        """Model input windows of a whole clip: ``[n]`` -> ``[n_windows, n_mels, window_frames]``."""
+        return windows(self.logmel(y), window=self.window_frames, hop=self.hop_frames)
+
+    def fit_window(self, logmel_window: np.ndarray) -> np.ndarray:
+        """Tile a shorter-than-window log-mel ``[n_mels, f]`` to ``[n_mels, window_frames]``."""
+        return fit_length(logmel_window, self.window_frames)
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """Raw model outputs: ``[batch, n_mels, frames]`` -> ``[batch, n_classes]`` float32."""
+        out = []
+        for i in range(0, len(features), _BATCH):
+            x = np.ascontiguousarray(features[i : i + _BATCH], dtype=np.float32)
+            out.append(self.session.run(None, {self._input: x})[0])
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.labels)), np.float32)
+
+    def label_index(self, restrict_to: Sequence[str] | None = None) -> np.ndarray:
+        """Indices of ``restrict_to`` among the labels (all labels if None)."""
+        if restrict_to is None:
+            return np.arange(len(self.labels))
+        unknown = [x for x in restrict_to if x not in self.labels]
+        if unknown or not restrict_to:
+            raise ParameterError(
+                f"restrict_to: unknown label(s) {unknown or '[]'}; the model has {', '.join(self.labels)}"
+            )
+        return np.array([self.labels.index(x) for x in dict.fromkeys(restrict_to)])
+
+    def decide(self, mean_logits: np.ndarray, index: np.ndarray | None = None) -> Prediction:
+        """A :class:`Prediction` from averaged logits ``[n_classes]`` (over ``index`` labels)."""
+        idx = np.arange(len(self.labels)) if index is None else index
+        p = _softmax(mean_logits[idx] / self.card.temperature)
+        order = np.argsort(-p)
+        conf = float(p[order[0]])
+        margin = conf - float(p[order[1]]) if len(p) > 1 else conf
+        probs = {self.labels[i]: round(float(v), 6) for i, v in zip(idx, p, strict=True)}
+        uncertain = conf < self.min_confidence or margin < self.min_margin
+        return Prediction(self.labels[idx[order[0]]], probs, round(conf, 6), bool(uncertain))
+
+    def is_speech(self, y: np.ndarray) -> bool:
+        """Whether a clip holds enough speech to be given an emotion (VAD + steadiness)."""
+        mask = speech_mask(y, aggressiveness=self.vad_aggressiveness)
+        speech_seconds = float(mask.sum()) * FRAME_SECONDS
+        if not len(mask) or speech_seconds < self.min_speech_seconds or mask.mean() < self.min_speech_ratio:
+            return False
+        return not is_steady(y)
+
+    # -- public API ---------------------------------------------------------------------------
+    def _as_array(self, audio: AudioSource | np.ndarray, sr: int) -> np.ndarray:
+        if isinstance(audio, np.ndarray):
+            y = validate(audio)
+            if y.ndim == 2:
+                y = y.mean(axis=0)
+            if y.ndim != 1:
+                raise ParameterError(f"audio array must be 1-D or (channels, n), got shape {audio.shape}")
+            return resample(y, sr) if sr != SAMPLE_RATE else y
+        return load(audio, sr=SAMPLE_RATE, channels="mix")
+
+    def predict(self, audio: AudioSource | np.ndarray, *, sr: int = SAMPLE_RATE,
+                restrict_to: Sequence[str] | None = None, vad: bool = True) -> Prediction:
+        """Emotion of one clip: averaged window logits, then ``softmax(logits / temperature)``.
+
+        Parameters
+        ----------
+        audio : np.ndarray [shape=(n,)] at ``sr``, or a path / bytes / file object
+        restrict_to : list of str, optional
+            Renormalise over these labels only (e.g. a corpus with fewer classes).
+        vad : bool
+            If True, clips with too little speech (or steady tones and noise) give
+            ``"no_speech"``.
+
+        Raises
+        ------
+        AudioError
+            Unreadable, empty or non-finite audio.
+        """
+        return self.predict_many([audio], sr=sr, restrict_to=restrict_to, vad=vad)[0]
+
+    def predict_many(self, clips: Sequence[AudioSource | np.ndarray], *, sr: int = SAMPLE_RATE,
+                     restrict_to: Sequence[str] | None = None, vad: bool = True) -> list[Prediction]:
+        """:meth:`predict` for many clips, batching their windows through the model together."""
+        idx = self.label_index(restrict_to)
+        chosen: list[np.ndarray | None] = []
+        for clip in clips:
+            y = self._as_array(clip, sr)
+            if vad and not self.is_speech(y):
+                chosen.append(None)
+                continue
+            chosen.append(self.clip_windows(trim_silence(y)))
+        return self._aggregate(chosen, idx)
+
+    def _aggregate(self, chosen: list[np.ndarray | None], idx: np.ndarray) -> list[Prediction]:
+        parts = [w for w in chosen if w is not None]
+        logits = self.logits(np.concatenate(parts)) if parts else np.zeros((0, len(self.labels)), np.float32)
+        out, pos = [], 0
+        for wins in chosen:
+            if wins is None:
+                out.append(Prediction(NO_SPEECH, {}, 1.0, False))
+                continue
+            out.append(self.decide(logits[pos : pos + len(wins)].mean(axis=0), idx))
+            pos += len(wins)
+        return out
+
+    def predict_segments(self, y: np.ndarray, spans: Sequence[tuple[float, float]], *,
+                         restrict_to: Sequence[str] | None = None) -> list[Prediction]:
+        """Emotions of ``spans`` (``(start, end)`` seconds) of one 16 kHz signal, in one batch.
+
+        No VAD and no trimming: the spans are taken to be speech (as :func:`analyze` finds them).
+        """
+        idx = self.label_index(restrict_to)
+        y = validate(y)
+        chosen: list[np.ndarray | None] = []
+        for start, end in spans:
+            a, b = max(0, int(round(start * SAMPLE_RATE))), min(len(y), int(round(end * SAMPLE_RATE)))
+            if b <= a:
+                raise ParameterError(f"span ({start}, {end}) is empty or outside the audio")
+            chosen.append(self.clip_windows(y[a:b]))
+        return self._aggregate(chosen, idx)
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.card.name!r} v{self.card.version}, labels={list(self.labels)})"
