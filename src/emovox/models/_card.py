@@ -1,0 +1,84 @@
+"""Render a model card (markdown) from a model directory's model.json."""
+
+from __future__ import annotations
+
+__all__ = ["render_card"]
+
+LICENCES = """\
+| corpus | licence | what it means for this model |
+|---|---|---|
+| RAVDESS (Livingstone & Russo 2018) | CC BY-NC-SA 4.0 | non-commercial, share-alike |
+| TESS (Pichora-Fuller & Dupuis 2020) | CC BY-NC-ND 4.0 | non-commercial |
+| SAVEE (Haq & Jackson 2009) | free for research use | research only |
+| CREMA-D (Cao et al. 2014) | ODbL 1.0 / DbCL 1.0 | attribution, share-alike of the database |
+
+**The model inherits these terms: use it for research and non-commercial purposes only.**
+"""
+
+
+def _row(name: str, m: dict) -> str:
+    return f"| {name} | {m['ua']:.3f} | {m['wa']:.3f} | {m['n']} |"
+
+
+def render_card(meta: dict) -> str:
+    m = meta.get("metrics", {})
+    arch = meta.get("architecture", {})
+    tr = meta.get("training", {})
+    val = m.get("validation", {})
+    q = m.get("validation_int8", {})
+    rows = "\n".join(_row(k, v) for k, v in val.items())
+    int8 = (f"int8 model (dynamic quantisation of dense and recurrent layers): validation UA "
+            f"{q['all']['ua']:.3f} vs {val['all']['ua']:.3f} fp32." if q and val else "")
+    size = meta.get("onnx", {}).get("bytes", {})
+    return f"""# Model card: {meta.get('name')} ({meta.get('version')})
+
+## What it is
+A compact CRNN speech-emotion classifier: 64-band log-mel (25 ms / 10 ms) → per-utterance
+mean/variance normalisation → 2-D conv blocks with squeeze-excitation → BiGRU → attention pooling
+→ {len(meta.get('labels', []))} classes: {', '.join(meta.get('labels', []))}.
+Architecture `{arch.get('arch')}`, {arch.get('parameters', 0) / 1e3:.0f} k parameters,
+{arch.get('mflops_per_window')} MFLOPs per {meta.get('window_seconds')} s window.
+ONNX {size.get('model.onnx', 0) / 1e6:.2f} MB, int8 {size.get('model.int8.onnx', 0) / 1e6:.2f} MB.
+A clip is cut into {meta.get('window_seconds')} s windows every {meta.get('hop_seconds')} s (a short
+clip is tiled to one window); the clip's logits are the mean of the windows' logits, divided by the
+temperature {meta.get('temperature', 1.0):.3f} before the softmax.
+
+## Training data
+RAVDESS (speech), TESS, SAVEE and CREMA-D, 16 kHz, label view `{tr.get('view', '7class')}`
+(RAVDESS "calm" merged into "neutral"); {tr.get('train_clips', '?')} training clips,
+{tr.get('minutes', '?')} minutes of 2-core CPU training. Recipe: `{tr.get('recipe', {}).get('name', '?')}`
+(see `recipes/` and `python -m emovox.models.train_default`).
+
+## Licences
+{LICENCES}
+## Validation (speaker-independent hold-out)
+Held-out speakers (never trained on): {', '.join(m.get('validation_speakers', []))}.
+UA = unweighted average recall over the classes present, WA = accuracy.
+
+| corpus | UA | WA | clips |
+|---|---|---|---|
+{rows}
+
+{int8}
+These held-out speakers come from the training corpora; the cross-corpus and per-protocol figures
+(RAVDESS 6-fold, CREMA-D 5-fold, leave-one-corpus-out) are in docs/benchmarks.md.
+
+## Calibration
+Temperature scaling fitted on the validation logits: expected calibration error (15 bins)
+{m.get('ece_before', float('nan')):.3f} before, {m.get('ece_after', float('nan')):.3f} after.
+
+## Intended use
+Research and non-commercial analysis of emotional tone in English speech: per-segment emotion
+timelines of recordings and calls, with the probabilities and an "uncertain" flag shown to people,
+not acted on automatically.
+
+## Known limits
+- Trained only on **acted** English emotional speech (actors reading fixed sentences or words);
+  spontaneous speech is less intense and more mixed, and accuracy on it will be lower.
+- TESS has only two speakers (both female); SAVEE four male speakers; CREMA-D dominates the data.
+- "surprised" comes from RAVDESS, TESS and SAVEE only; "calm" is folded into "neutral".
+- Not evaluated on other languages, children, or pathological speech; telephone-band audio is
+  outside the training distribution unless the recipe's augmentation includes it.
+- Emotion recognition from voice is unreliable for decisions about individuals: do not use it for
+  hiring, policing, health, credit or any consequential decision.
+"""

@@ -1,0 +1,258 @@
+"""The neural estimator: scikit-learn contract around a PyTorch model on log-mel windows.
+
+Training takes random ``window_seconds`` crops of each (silence-trimmed) clip; prediction cuts
+the clip into windows (:mod:`emovox.models.windows`) and averages the windows' logits, exactly
+what :mod:`emovox.inference` does with the exported ONNX model. torch is imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._lazy import require
+from ..errors import ModelError, ParameterError
+from ..features.logmel import LogMelConfig, logmel
+from . import _training as T
+from .windows import trim_silence, windows
+
+__all__ = ["NeuralClassifier"]
+
+_PARAMS = ("arch", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "patience",
+           "window_seconds", "hop_seconds", "augment", "sampler", "seed", "threads",
+           "checkpoint_dir", "verbose")
+
+
+class NeuralClassifier:
+    """A neural speech-emotion classifier on 64-band log-mel windows.
+
+    Parameters
+    ----------
+    arch : {"crnn", "cnn1d", "cnn_lstm", "lstm"}
+    epochs, batch_size, lr, weight_decay, label_smoothing, patience
+        AdamW with a one-cycle schedule; early stopping after ``patience`` epochs without a
+        better validation UA (unweighted average recall); the best epoch's weights are kept.
+    window_seconds, hop_seconds : float
+        Training crop and prediction window length; prediction hop.
+    augment : dict or None
+        The recipe's ``[augment]`` table (see :mod:`emovox.models.augment`); training items only.
+    sampler : {"shuffle", "balanced"}
+        ``"balanced"`` draws each epoch with probability inverse to the size of the item's
+        ``groups`` value x class (pass ``groups=`` corpus names to :meth:`fit`).
+    seed, threads : int
+        Seeds torch, numpy and random; ``threads`` sets torch's intra-op threads (default 2).
+    checkpoint_dir : path or None
+        A checkpoint is written there every epoch and training resumes from it when present.
+    **arch_params
+        :class:`emovox.models.architectures.ModelDims` fields (width, hidden, dropout, se, ...).
+    """
+
+    def __init__(self, *, arch: str = "crnn", epochs: int = 30, batch_size: int = 64,
+                 lr: float = 1e-3, weight_decay: float = 1e-2, label_smoothing: float = 0.1,
+                 patience: int = 8, window_seconds: float = 3.0, hop_seconds: float = 1.5,
+                 augment: dict | None = None, sampler: str = "shuffle", seed: int = 0,
+                 threads: int | None = None, checkpoint_dir: str | None = None,
+                 verbose: bool = False, **arch_params: Any):
+        self.arch = arch
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.patience = patience
+        self.window_seconds = window_seconds
+        self.hop_seconds = hop_seconds
+        self.augment = augment
+        self.sampler = sampler
+        self.seed = seed
+        self.threads = threads
+        self.checkpoint_dir = checkpoint_dir
+        self.verbose = verbose
+        self.arch_params = dict(arch_params)
+        for k, v in arch_params.items():
+            setattr(self, k, v)
+
+    # -- scikit-learn contract ---------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict:
+        return {**{k: getattr(self, k) for k in _PARAMS}, **self.arch_params}
+
+    def set_params(self, **params: Any) -> NeuralClassifier:
+        for k, v in params.items():
+            if k not in _PARAMS:
+                self.arch_params[k] = v
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        return f"NeuralClassifier(arch={self.arch!r}, epochs={self.epochs}, seed={self.seed})"
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, **overrides: Any) -> NeuralClassifier:
+        """Build from a parsed recipe (``[model]``, ``[train]``, ``[augment]``, ``seed``)."""
+        model = recipe.get("model", {})
+        if model.get("kind", "neural") != "neural":
+            raise ParameterError(f"recipe {recipe.get('name')!r} is not a neural recipe")
+        train = dict(recipe.get("train", {}))
+        kwargs = {"arch": model.get("arch", "crnn"), "seed": recipe.get("seed", 0),
+                  "augment": dict(recipe.get("augment", {})) or None, **train,
+                  **model.get("params", {}), **overrides}
+        return cls(**kwargs)
+
+    # -- frames ------------------------------------------------------------------------------
+    @property
+    def frontend(self) -> LogMelConfig:
+        return LogMelConfig()
+
+    def _frames(self, seconds: float) -> int:
+        return int(round(seconds * self.frontend.sr / self.frontend.hop_length)) + 1
+
+    def _logmel(self, wave: np.ndarray) -> np.ndarray:
+        return logmel(trim_silence(np.asarray(wave, dtype=np.float32)), config=self.frontend)
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(self, waves: list[np.ndarray], y: list[str], *, val: tuple | None = None,
+            groups: list[str] | None = None) -> NeuralClassifier:
+        """Train on 16 kHz mono clips ``waves`` with labels ``y``.
+
+        Parameters
+        ----------
+        waves : list of np.ndarray [shape=(n_i,)], float32 at 16 kHz, any length
+        y : list of str
+        val : (waves, labels) or None
+            Validation clips for early stopping, LR schedule and temperature scaling; never
+            augmented. ``None`` holds out a stratified 10 % of the training clips.
+        groups : list of str or None
+            Per-clip group (corpus) for ``sampler="balanced"``.
+        """
+        torch = require("torch", extra="train")
+        if len(waves) != len(y) or not len(waves):
+            raise ParameterError(f"need as many labels as clips, got {len(waves)} clips, {len(y)} labels")
+        self._seed_all(torch)
+        y = np.asarray([str(v) for v in y])
+        self.classes_ = np.unique(y)
+        if val is None:
+            tr, va = T.stratified_holdout(y, fraction=0.1, seed=self.seed)
+            val = ([waves[i] for i in va], y[va])
+            waves, y = [waves[i] for i in tr], y[tr]
+            groups = None if groups is None else [groups[i] for i in tr]
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y_idx = np.array([index[c] for c in y])
+        val_y = np.array([index.get(str(c), -1) for c in val[1]])
+        if (val_y < 0).any():
+            raise ParameterError("validation labels must be among the training labels")
+
+        from .architectures import ModelDims, build_model
+        from .augment import Augmenter
+
+        self.dims_ = ModelDims(arch=self.arch, n_mels=self.frontend.n_mels,
+                               n_classes=len(self.classes_), **self.arch_params)
+        self.model_ = build_model(self.dims_)
+        augmenter = Augmenter(self.augment or {}, sr=self.frontend.sr)
+        t0 = time.time()
+        if augmenter.wave_active:  # waveform augmentation: keep trimmed waves, log-mel per epoch
+            train_data = [trim_silence(np.asarray(w, dtype=np.float32)) for w in waves]
+        else:
+            train_data = [self._logmel(w) for w in waves]
+        val_windows = [self._windows(w) for w in val[0]]
+        self._log(f"features of {len(waves)} + {len(val[0])} clips in {time.time() - t0:.1f} s")
+        loop = T.TrainLoop(self, train_data, y_idx, val_windows, val_y, augmenter=augmenter,
+                           groups=groups)
+        loop.run()
+        self.history_ = loop.history
+        val_logits = loop.best_val_logits
+        self.temperature_, ece = T.fit_temperature(val_logits, val_y)
+        pred = val_logits.argmax(1)
+        self.metrics_ = {"val_ua": T.unweighted_recall(val_y, pred), "val_wa": float((pred == val_y).mean()),
+                         "val_n": int(len(val_y)), "ece_before": ece[0], "ece_after": ece[1],
+                         "best_epoch": loop.best_epoch}
+        self._log(f"done: {self.metrics_}")
+        return self
+
+    def _seed_all(self, torch: Any) -> None:
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+        random.seed(self.seed)
+        torch.set_num_threads(self.threads or min(2, os.cpu_count() or 1))
+
+    def _windows(self, wave: np.ndarray) -> np.ndarray:
+        return windows(self._logmel(wave), window=self._frames(self.window_seconds),
+                       hop=self._frames(self.hop_seconds) - 1)
+
+    def _log(self, msg: str) -> None:
+        if self.verbose:
+            print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    # -- predict -----------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this NeuralClassifier is not fitted yet; call fit() or load()")
+
+    def decision_function(self, waves: list[np.ndarray]) -> np.ndarray:
+        """Uncalibrated clip logits ``[n, n_classes]``: the mean of the windows' logits."""
+        self._check_fitted()
+        torch = require("torch", extra="train")
+        torch.set_num_threads(self.threads or min(2, os.cpu_count() or 1))
+        return T.clip_logits(self.model_, [self._windows(w) for w in waves])
+
+    def predict_proba(self, waves: list[np.ndarray]) -> np.ndarray:
+        """Calibrated class probabilities ``[n, n_classes]`` (softmax of logits / temperature)."""
+        return T.softmax(self.decision_function(waves) / self.temperature_)
+
+    def predict(self, waves: list[np.ndarray]) -> np.ndarray:
+        """Predicted labels ``[n]`` (strings from ``classes_``)."""
+        logits = self.decision_function(waves)
+        return self.classes_[logits.argmax(axis=1)]
+
+    def score(self, waves: list[np.ndarray], y: list[str]) -> float:
+        """Unweighted average recall (UA) on ``waves``."""
+        pred = self.predict(waves)
+        return T.unweighted_recall(np.asarray(y), pred)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, model_dir: str | os.PathLike, *, name: str = "emovox-neural", int8: bool = True,
+             extra: dict | None = None) -> Path:
+        """Write weights.pt, model.onnx (+ model.int8.onnx) and model.json into ``model_dir``."""
+        self._check_fitted()
+        torch = require("torch", extra="train")
+        from .onnx_export import export_model_dir
+
+        out = Path(model_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt = {"dims": self.dims_.to_dict(), "state_dict": self.model_.state_dict(),
+                "classes": list(self.classes_), "params": self._saved_params(),
+                "temperature": self.temperature_, "history": self.history_, "metrics": self.metrics_}
+        tmp = out / "weights.pt.tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, out / "weights.pt")
+        return export_model_dir(self, out, name=name, int8=int8, extra=extra or {})
+
+    def _saved_params(self) -> dict:
+        return {k: v for k, v in self.get_params().items() if k not in ("checkpoint_dir", "verbose")}
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> NeuralClassifier:
+        """Load a model directory written by :meth:`save` (needs its weights.pt)."""
+        torch = require("torch", extra="train")
+        from .architectures import ModelDims, build_model
+
+        path = Path(model_dir) / "weights.pt"
+        if not path.is_file():
+            raise ModelError(f"{path}: not found; NeuralClassifier.load needs the weights.pt of a saved model")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        est = cls(**ckpt["params"])
+        est.dims_ = ModelDims(**ckpt["dims"])
+        est.model_ = build_model(est.dims_)
+        est.model_.load_state_dict(ckpt["state_dict"])
+        est.model_.eval()
+        est.classes_ = np.asarray(ckpt["classes"])
+        est.temperature_ = float(ckpt["temperature"])
+        est.history_ = ckpt.get("history", [])
+        est.metrics_ = ckpt.get("metrics", {})
+        return est

@@ -1,0 +1,164 @@
+"""Train the shipped default model from a recipe, reproducibly, in one command.
+
+::
+
+    python -m emovox.models.train_default --data ../shared/data --recipe recipes/default.toml \\
+        --out src/emovox/assets/model
+
+Corpora come from ``[data]``; a speaker-independent validation set is held out (RAVDESS actors 1
+and 2, eight CREMA-D actors balanced by sex, SAVEE speaker DC; TESS has only two speakers and stays
+in training). The full model directory (with weights.pt and the checkpoint) goes to
+``runs/<recipe name>/``; ``--out`` receives model.onnx, model.int8.onnx, model.json and card.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import load
+from ..corpora import Item, load_all
+from ..errors import EmovoxError
+from ..labels import get_view
+from . import _training as T
+from .neural import NeuralClassifier
+
+__all__ = ["train_default", "validation_speakers", "load_waves", "main"]
+
+VAL_SPEAKERS_FIXED = ("ravdess:01", "ravdess:02", "savee:DC")
+CARD_FILES = ("model.onnx", "model.int8.onnx", "model.json")
+
+
+def validation_speakers(items: list[Item], *, n_crema: int = 8) -> set[str]:
+    """The held-out speakers: RAVDESS 01-02, SAVEE DC and the first ``n_crema`` CREMA-D actors, half per sex."""
+    val = set(VAL_SPEAKERS_FIXED)
+    crema = sorted({(it.speaker, it.gender) for it in items if it.corpus == "crema-d"})
+    for sex in ("female", "male"):
+        val.update([s for s, g in crema if g == sex][: n_crema // 2])
+    return val
+
+
+def load_waves(items: list[Item], *, cache_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """Decode ``items`` at 16 kHz; with ``cache_dir``, keep them in one float16 .npy per item list."""
+    cache = None
+    if cache_dir is not None:
+        key = hashlib.sha256("\n".join(it.path for it in items).encode()).hexdigest()[:16]
+        cache = Path(cache_dir) / f"waves-{key}.npz"
+        if cache.is_file():
+            z = np.load(cache)
+            flat, offsets = z["flat"], z["offsets"]
+            return [flat[offsets[i] : offsets[i + 1]].astype(np.float32) for i in range(len(items))]
+    waves = [load(it.path) for it in items]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        offsets = np.concatenate([[0], np.cumsum([len(w) for w in waves])])
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, flat=np.concatenate(waves).astype(np.float16), offsets=offsets)
+        os.replace(tmp, cache)
+    return waves
+
+
+def _metrics(logits: np.ndarray, y: np.ndarray, corpora: np.ndarray) -> dict:
+    pred = logits.argmax(1)
+    out = {"all": {"ua": T.unweighted_recall(y, pred), "wa": float((pred == y).mean()), "n": int(len(y))}}
+    for c in np.unique(corpora):
+        m = corpora == c
+        out[str(c)] = {"ua": T.unweighted_recall(y[m], pred[m]), "wa": float((pred[m] == y[m]).mean()),
+                       "n": int(m.sum())}
+    return out
+
+
+def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None, recipe: dict, *,
+                  runs_dir: str | os.PathLike = "runs", verbose: bool = True) -> dict:
+    """Train ``recipe`` on the corpora under ``data_dir`` and write the model directory.
+
+    Returns the validation metrics (per corpus, fp32 and int8).
+    """
+    t0 = time.time()
+    view = get_view(recipe.get("data", {}).get("view", "7class"))
+    names = recipe.get("data", {}).get("corpora") or None
+    corpora = load_all(data_dir, names)
+    items = [it for c in corpora.values() for it in c.items if view.map(it.label) is not None]
+    val_spk = validation_speakers(items)
+    train_items = [it for it in items if it.speaker not in val_spk]
+    val_items = [it for it in items if it.speaker in val_spk]
+    run = Path(runs_dir) / recipe.get("name", "default")
+    waves = load_waves(items, cache_dir=Path(runs_dir) / "cache")
+    by_path = {it.path: w for it, w in zip(items, waves, strict=True)}
+    if verbose:
+        print(f"{len(train_items)} training clips, {len(val_items)} validation clips "
+              f"({len(val_spk)} held-out speakers), loaded in {time.time() - t0:.0f} s", flush=True)
+    est = NeuralClassifier.from_recipe(recipe, checkpoint_dir=str(run / "checkpoint"), verbose=verbose)
+    val_y = [view.map(it.label) for it in val_items]
+    est.fit([by_path[it.path] for it in train_items], [view.map(it.label) for it in train_items],
+            val=([by_path[it.path] for it in val_items], val_y),
+            groups=[it.corpus for it in train_items])
+    minutes = (time.time() - t0) / 60
+
+    index = {c: i for i, c in enumerate(est.classes_)}
+    y = np.array([index[c] for c in val_y])
+    val_corpora = np.array([it.corpus for it in val_items])
+    val_windows = [est._windows(by_path[it.path]) for it in val_items]
+    logits = T.clip_logits(est.model_, val_windows)
+    metrics = {"validation": _metrics(logits, y, val_corpora),
+               "validation_speakers": sorted(val_spk),
+               "ece_before": est.metrics_["ece_before"], "ece_after": est.metrics_["ece_after"]}
+    model_dir = run / "model"
+    est.save(model_dir, name=f"emovox-{recipe.get('name', 'default')}",
+             extra={"training": {"recipe": recipe, "view": view.name, "corpora": sorted(corpora),
+                                 "train_clips": len(train_items), "minutes": round(minutes, 1)}})
+    from .onnx_export import onnx_logits
+
+    q = np.stack([onnx_logits(model_dir / "model.int8.onnx", w).mean(0) for w in val_windows])
+    metrics["validation_int8"] = _metrics(q, y, val_corpora)
+    meta = json.loads((model_dir / "model.json").read_text())
+    meta["metrics"].update(metrics)
+    (model_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (model_dir / "card.md").write_text(model_card(meta))
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in (*CARD_FILES, "card.md"):
+            shutil.copyfile(model_dir / f, out / f)
+    return metrics
+
+
+def model_card(meta: dict) -> str:
+    """The model card (markdown) of a model directory's ``model.json``."""
+    from ._card import render_card
+
+    return render_card(meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emovox.models.train_default", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=os.environ.get("EMOVOX_DATA", "../shared/data"))
+    parser.add_argument("--recipe", default="recipes/default.toml")
+    parser.add_argument("--out", default=None, help="also copy the ONNX files, model.json and card.md here")
+    parser.add_argument("--runs", default="runs")
+    args = parser.parse_args(argv)
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(args.recipe, "rb") as f:
+            recipe = tomllib.load(f)
+        metrics = train_default(args.data, args.out, recipe, runs_dir=args.runs)
+    except (EmovoxError, OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    print(json.dumps(metrics["validation"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
