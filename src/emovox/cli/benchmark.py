@@ -1,0 +1,154 @@
+"""``emovox benchmark``: run the evaluation protocols for recipes, print one table, update docs/benchmarks.md.
+
+Each (recipe, protocol) result is cached in ``runs/benchmark/<recipe>__p<N>[__quick]/`` (a full run
+directory with report.html); a re-run skips finished ones and resumes unfinished ones fold by
+fold. A changed recipe (any setting but its name) invalidates its cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import MissingDependencyError, ParameterError
+from ._common import default_data_dir
+
+__all__ = ["add_arguments", "run", "format_table", "update_docs_section"]
+
+DEFAULT_RECIPES = ("source_mlp", "egemaps_logreg")
+SECTION = "accuracy"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), help="recipe names or files (default: %(default)s)")
+    p.add_argument("--protocols", nargs="+", default=["1", "2", "3", "4"],
+                   help="1 ravdess-6fold, 2 crema-d-5fold, 3 loco, 4 ravdess-random (default: all)")
+    p.add_argument("--data", default=default_data_dir(), help="folder holding the corpora (default: $EMOVOX_DATA or ../shared/data)")
+    p.add_argument("--runs", default="runs/benchmark", help="cache of finished runs (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3")
+    p.add_argument("--speed", action="store_true", help="also run the inference speed benchmark")
+    p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    p.add_argument("--docs", default="docs/benchmarks.md", help="file whose accuracy section is rewritten")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _pm(s: dict | None) -> str:
+    return "–" if not s else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "–"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
+def format_table(results: list[dict]) -> list[str]:
+    """A Markdown table: recipe, protocol, UA, WA, macro-F1 (mean ± std %), size, train s, ms per clip."""
+    head = ["recipe", "protocol", "folds", "UA %", "WA %", "macro-F1 %", "model size", "train s/fold", "infer ms/clip"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for r in results:
+        s = r["summary"]
+        infer = (r.get("infer_ms_per_clip") or 0) + (r.get("feature_ms_per_clip") or 0)
+        lines.append("| " + " | ".join([
+            r["recipe"], f"{r['protocol_number']} {r['protocol']}" + (" (quick)" if r.get("quick") else ""),
+            str(len(r["folds"])), _pm(s.get("ua")), _pm(s.get("wa")), _pm(s.get("macro_f1")), _size(r.get("model_bytes")),
+            f"{r['train_seconds']:.1f}", f"{infer:.1f}"]) + " |")
+    return lines
+
+
+def _loco_table(results: list[dict]) -> list[str]:
+    loco = [r for r in results if r["protocol"] == "loco"]
+    if not loco:
+        return []
+    corpora = [f["name"].removeprefix("heldout-") for f in loco[0]["folds"]]
+    lines = ["", "Leave-one-corpus-out, per held-out corpus (UA / WA %; training and test restricted to the "
+             "held-out corpus's labels):", "",
+             "| recipe | " + " | ".join(corpora) + " | mean UA |", "|---|" + "---:|" * (len(corpora) + 1)]
+    for r in loco:
+        cells = {f["name"].removeprefix("heldout-"): f"{100 * f['metrics']['ua']:.1f} / {100 * f['metrics']['wa']:.1f}"
+                 for f in r["folds"]}
+        lines.append(f"| {r['recipe']} | " + " | ".join(cells.get(c, "–") for c in corpora)
+                     + f" | {100 * r['summary']['ua']['mean']:.1f} |")
+    return lines
+
+
+def update_docs_section(path: str | Path, name: str, body: str) -> None:
+    """Replace what lies between ``<!-- section: name -->`` and ``<!-- /section: name -->`` (keeping
+    the section's first heading line) and write the file atomically."""
+    from ..evaluation.report import atomic_write
+
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+    start, end = f"<!-- section: {name} -->", f"<!-- /section: {name} -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ParameterError(f"{file}: markers {start} … {end} not found")
+    inner = text[i + len(start):j].strip("\n").splitlines()
+    heading = inner[0] if inner and inner[0].startswith("#") else ""
+    new = f"{start}\n" + (f"{heading}\n\n" if heading else "") + body.strip("\n") + f"\n\n{end}"
+    atomic_write(file, text[:i] + new + text[j + len(end):])
+
+
+def _run_speed(args: argparse.Namespace) -> None:
+    for module, func in (("emovox.inference.benchmark", "speed_benchmark"), ("emovox.inference.bench", "speed_benchmark"),
+                         ("emovox.inference.benchmark", "run_speed_benchmark")):
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError):
+            continue
+        fn(write=not args.no_write) if "write" in fn.__code__.co_varnames else fn()
+        return
+    raise MissingDependencyError("the inference speed benchmark is not available in this version of emovox")
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (explicit recipes and protocols)."""
+    parts = ["emovox", "benchmark", "--recipes", *args.recipes, "--protocols", *args.protocols]
+    if args.data != default_data_dir():
+        parts += ["--data", args.data]
+    if args.runs != "runs/benchmark":
+        parts += ["--runs", args.runs]
+    parts += [flag for flag, on in (("--quick", args.quick), ("--speed", args.speed)) if on]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.protocols import PROTOCOLS, protocol_key
+    from ..evaluation.recipe import load_recipe
+    from ..evaluation.runner import recipe_hash, run_protocol
+
+    recipes = [load_recipe(r) for r in args.recipes]
+    keys = [protocol_key(p) for p in args.protocols]
+    command = _command(args)
+    results = []
+    for recipe in recipes:
+        for key in keys:
+            number = PROTOCOLS[key][0]
+            out = Path(args.runs) / f"{recipe['name']}__p{number}{'__quick' if args.quick else ''}"
+            done = out / "metrics.json"
+            if done.is_file():
+                saved = json.loads(done.read_text())
+                if saved.get("recipe_hash") == recipe_hash(recipe, quick=args.quick):
+                    print(f"{recipe['name']} / protocol {number}: cached ({out})", file=sys.stderr)
+                    results.append(saved)
+                    continue
+            run_ = run_protocol(recipe, key, data_dir=args.data, out_dir=out, quick=args.quick,
+                                progress=not args.no_progress, command=command)
+            results.append(run_.result)
+    table = format_table(results) + _loco_table(results)
+    print("\n".join(table))
+    if not args.no_write:
+        body = ("Mean ± sample std over folds (UA = unweighted average recall, WA = accuracy). Protocol 4 lets "
+                "speakers leak between train and test and is shown only to measure that inflation. Model size is "
+                "the pickled fitted estimator (neural: model.onnx); infer ms/clip = model + feature extraction "
+                "per test clip on this machine. Reports: `runs/benchmark/<recipe>__p<N>/report.html`.\n\n"
+                + "\n".join(table) + f"\n\nCommand:\n\n```\n{command}\n```")
+        update_docs_section(args.docs, SECTION, body)
+        print(f"\nupdated the '{SECTION}' section of {args.docs}", file=sys.stderr)
+    if args.speed:
+        _run_speed(args)
+    return 0

@@ -1,0 +1,290 @@
+"""Run a recipe over the folds of a protocol: fit, predict, score, and write the run directory.
+
+Classical recipes fit on feature vectors from :func:`emovox.features.extract_many` (cached, so
+every fold after the first and every re-run reads the cache); neural recipes fit
+:class:`emovox.models.neural.NeuralClassifier` on waveforms, early-stopping on the fold's
+validation speakers. With ``out_dir`` each finished fold is stored under ``out_dir/folds/`` and
+reused by a re-run of the same recipe (resumable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .metrics import classification_metrics, summarize_folds
+from .protocols import Fold, ProtocolData, build_protocol
+from .report import atomic_write, write_run
+
+__all__ = ["RunResult", "evaluate_protocol", "run_protocol", "train_model", "recipe_hash", "QUICK_EPOCHS"]
+
+#: Epoch cap of neural recipes in quick runs.
+QUICK_EPOCHS = 3
+_N_FEATURE_TIMING = 8
+
+
+@dataclass
+class RunResult:
+    """What a protocol run produced: ``result`` (metrics.json), prediction rows, training histories, models."""
+
+    result: dict
+    rows: list[dict]
+    histories: dict[str, list[dict]] = field(default_factory=dict)
+    models: dict[str, object] = field(default_factory=dict)
+
+
+def recipe_hash(recipe: dict, *, quick: bool = False) -> str:
+    """A short hash of everything in a recipe that changes results (not its name or description)."""
+    keep = {k: v for k, v in recipe.items() if k not in ("name", "description") and not k.startswith("_")}
+    return hashlib.sha1(json.dumps([keep, quick], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class _Classical:
+    """Feature vectors once for all items, then one pipeline per fold."""
+
+    def __init__(self, recipe: dict, items, *, quick: bool, progress: bool, workdir: Path | None):
+        from ..features import extract_many
+
+        self.recipe = recipe
+        self.items = items
+        self.X = extract_many(items, set=recipe["features"]["set"], progress=progress)
+
+    def fit(self, fold: Fold, name: str):
+        from ..models.classical import fit_classical
+
+        idx = list(fold.train)  # the grid search does its own grouped inner folds; no val needed
+        y = [self.items[i].label for i in idx]
+        groups = [self.items[i].speaker for i in idx]
+        return fit_classical(self.recipe, self.X[idx], y, groups=groups)
+
+    def predict_proba(self, model, idx: list[int]) -> tuple[np.ndarray, list[str]]:
+        return model.predict_proba(self.X[idx]), [str(c) for c in model.classes_]
+
+    def size(self, model) -> int:
+        return len(pickle.dumps(model))
+
+    def feature_ms(self, idx: list[int]) -> float:
+        from ..audio import load
+        from ..features import extract
+
+        t0 = time.perf_counter()
+        for i in idx:
+            extract(load(self.items[i].path), set=self.recipe["features"]["set"])
+        return 1000 * (time.perf_counter() - t0) / max(1, len(idx))
+
+
+class _Neural:
+    """Waveforms loaded once; one NeuralClassifier per fold, early-stopped on the validation speakers."""
+
+    def __init__(self, recipe: dict, items, *, quick: bool, progress: bool, workdir: Path | None):
+        from .._progress import progress as bar
+        from ..audio import load
+
+        self.recipe, self.items, self.quick, self.workdir = recipe, items, quick, workdir
+        self.waves = [load(it.path) for it in bar(items, total=len(items), desc="audio", enabled=None if progress else False)]
+
+    def fit(self, fold: Fold, name: str):
+        from ..models.neural import NeuralClassifier
+
+        est = NeuralClassifier.from_recipe(self.recipe)
+        if self.quick:
+            est.epochs = min(int(est.epochs), QUICK_EPOCHS)
+        if self.workdir is not None:  # resumable: `emovox train` uses DIR/checkpoints, protocols one per fold
+            sub = self.workdir / "checkpoints"
+            est.checkpoint_dir = str(sub if name == "validation" else sub / name)
+        fit_idx, val_idx = list(fold.fit), list(fold.val)
+        est.fit([self.waves[i] for i in fit_idx], [self.items[i].label for i in fit_idx],
+                val=([self.waves[i] for i in val_idx], [self.items[i].label for i in val_idx]),
+                groups=[self.items[i].corpus for i in fit_idx])
+        return est, {}
+
+    def predict_proba(self, model, idx: list[int]) -> tuple[np.ndarray, list[str]]:
+        return model.predict_proba([self.waves[i] for i in idx]), [str(c) for c in model.classes_]
+
+    def size(self, model) -> int:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                model.save(tmp)
+                onnx = Path(tmp) / "model.onnx"
+                if onnx.is_file():
+                    return onnx.stat().st_size
+            except Exception:  # size is informative only; a failed export is reported by `train`
+                pass
+        return len(pickle.dumps(model))
+
+    def feature_ms(self, idx: list[int]) -> float:
+        return 0.0  # the log-mel frontend runs inside predict_proba
+
+
+def _align(proba: np.ndarray, classes: list[str], labels: list[str]) -> np.ndarray:
+    """Columns of ``proba`` (model classes) reordered to ``labels``; missing classes get 0."""
+    out = np.zeros((proba.shape[0], len(labels)))
+    for j, c in enumerate(classes):
+        if c in labels:
+            out[:, labels.index(c)] = proba[:, j]
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1 / len(labels)), where=total > 0)
+
+
+def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool) -> tuple[dict, list[dict], list[dict], object]:
+    items, labels = data.items, list(fold.labels)
+    t0 = time.perf_counter()
+    model, search = backend.fit(fold, fold.name)
+    train_s = time.perf_counter() - t0
+    test = list(fold.test)
+    t0 = time.perf_counter()
+    raw, classes = backend.predict_proba(model, test)
+    predict_s = time.perf_counter() - t0
+    proba = _align(np.asarray(raw, dtype=float), classes, labels)
+    y_pred = [labels[k] for k in proba.argmax(axis=1)]
+    y_true = [items[i].label for i in test]
+    metrics = classification_metrics(y_true, y_pred, labels=labels, proba=proba,
+                                     speakers=[items[i].speaker for i in test],
+                                     genders=[items[i].gender for i in test])
+    history = [dict(h) for h in getattr(model, "history_", None) or []]
+    info = {"name": fold.name, "labels": labels, "n_train": len(fold.train), "n_val": len(fold.val),
+            "n_test": len(test), "train_seconds": round(train_s, 2),
+            "infer_ms_per_clip": round(1000 * predict_s / len(test), 3), "search": search, "metrics": metrics,
+            "model_bytes": backend.size(model) if first else None,
+            "feature_ms_per_clip": round(backend.feature_ms(test[:_N_FEATURE_TIMING]), 2) if first else None}
+    rows = [{"fold": fold.name, "path": items[i].path, "corpus": items[i].corpus, "speaker": items[i].speaker,
+             "gender": items[i].gender or "", "true": items[i].label, "pred": p,
+             "confidence": round(float(proba[r].max()), 4),
+             **{f"p_{lab}": round(float(proba[r, k]), 4) for k, lab in enumerate(labels)}}
+            for r, (i, p) in enumerate(zip(test, y_pred, strict=True))]
+    return info, rows, history, model
+
+
+def _pool(folds: list[dict], rows: list[dict]) -> dict:
+    labels = sorted({lab for f in folds for lab in f["labels"]})
+    proba = np.array([[r.get(f"p_{lab}", 0.0) for lab in labels] for r in rows])
+    return classification_metrics([r["true"] for r in rows], [r["pred"] for r in rows], labels=labels, proba=proba,
+                                  speakers=[r["speaker"] for r in rows], genders=[r["gender"] or None for r in rows])
+
+
+def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path | None = None, quick: bool = False,
+                      progress: bool = True, log: Callable[[str], None] | None = _stderr,
+                      keep_models: bool = False) -> RunResult:
+    """Fit and score ``recipe`` on every fold of ``data`` (only the first with ``quick``).
+
+    Returns
+    -------
+    RunResult
+        ``result`` holds ``summary`` (mean ± std of UA, WA, macro-F1 over folds), ``folds`` (per-fold
+        metrics and timings), ``pooled`` (metrics of all test predictions together: confusion,
+        ROC, per speaker, per gender), ``model_bytes``, ``train_seconds``, ``infer_ms_per_clip``.
+    """
+    log = log or (lambda _msg: None)
+    workdir = Path(out_dir) if out_dir is not None else None
+    key = recipe_hash(recipe, quick=quick)
+    folds = data.folds[:1] if quick else data.folds
+    backend_cls = _Neural if recipe["model"]["kind"] == "neural" else _Classical
+    backend = None
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    infos, rows, histories, models = [], [], {}, {}
+    for k, fold in enumerate(folds):
+        cached = workdir / "folds" / f"{fold.name}.json" if workdir is not None and not keep_models else None
+        if cached is not None and cached.is_file():
+            saved = json.loads(cached.read_text())
+            if saved.get("key") == key:
+                infos.append(saved["info"])
+                rows.extend(saved["rows"])
+                histories[fold.name] = saved["history"]
+                log(f"{recipe['name']} / {data.key} / {fold.name}: cached (UA {100 * saved['info']['metrics']['ua']:.1f}%)")
+                continue
+        if backend is None:
+            log(f"{recipe['name']} / {data.key}: preparing {len(data.items)} items")
+            backend = backend_cls(recipe, data.items, quick=quick, progress=progress, workdir=workdir)
+        info, fold_rows, history, model = _run_fold(backend, data, fold, first=k == 0)
+        m = info["metrics"]
+        log(f"{recipe['name']} / {data.key} / {fold.name}: UA {100 * m['ua']:.1f}%  WA {100 * m['wa']:.1f}%  "
+            f"macro-F1 {100 * m['macro_f1']:.1f}%  (train {info['train_seconds']:.1f} s, n_test {info['n_test']})")
+        infos.append(info)
+        rows.extend(fold_rows)
+        histories[fold.name] = history
+        if keep_models:
+            models[fold.name] = model
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cached, json.dumps({"key": key, "info": info, "rows": fold_rows, "history": history}))
+    if not infos:
+        raise DataError(f"protocol {data.key} has no folds")
+    first = infos[0]
+    result = {
+        "recipe": recipe["name"], "recipe_hash": key, "protocol": data.key, "protocol_number": data.number,
+        "title": data.title, "view": data.view, "speaker_independent": data.speaker_independent,
+        "quick": quick, "seed": recipe.get("seed", 0), "started": started,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "summary": summarize_folds([f["metrics"] for f in infos]),
+        "model_bytes": first.get("model_bytes"),
+        "train_seconds": round(float(np.mean([f["train_seconds"] for f in infos])), 2),
+        "infer_ms_per_clip": round(float(np.mean([f["infer_ms_per_clip"] for f in infos])), 3),
+        "feature_ms_per_clip": first.get("feature_ms_per_clip") or 0.0,
+        "folds": infos,
+        "pooled": _pool(infos, rows),
+    }
+    return RunResult(result, rows, histories, models)
+
+
+def run_protocol(recipe: dict, protocol: str | int, *, data_dir: str | Path, out_dir: str | Path | None = None,
+                 quick: bool = False, progress: bool = True, log: Callable[[str], None] | None = _stderr,
+                 command: str | None = None) -> RunResult:
+    """Build protocol ``protocol`` on ``data_dir``, evaluate ``recipe`` on it and, with ``out_dir``, write the run.
+
+    Examples
+    --------
+    >>> from emovox.evaluation.recipe import load_recipe
+    >>> run = run_protocol(load_recipe("egemaps_logreg"), 1, data_dir="../shared/data",
+    ...                    out_dir="runs/egemaps_logreg-1")  # doctest: +SKIP
+    >>> run.result["summary"]["ua"]  # doctest: +SKIP
+    {'mean': 0.5, 'std': 0.05, 'n_folds': 6}
+    """
+    data = build_protocol(protocol, data_dir, seed=int(recipe.get("seed", 0)))
+    run = evaluate_protocol(recipe, data, out_dir=out_dir, quick=quick, progress=progress, log=log)
+    if out_dir is not None:
+        write_run(out_dir, run.result, recipe=recipe, rows=run.rows, histories=run.histories, command=command)
+    return run
+
+
+def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False, progress: bool = True,
+                log: Callable[[str], None] | None = _stderr, command: str | None = None) -> RunResult:
+    """Train ``recipe`` on ``items`` (speakers held out for validation) and write a model directory.
+
+    ``out_dir`` receives the model (neural: :meth:`NeuralClassifier.save`, resumable through
+    ``out_dir/checkpoints``; classical: ``model.joblib`` + ``model.json`` + ``model.onnx``) and
+    ``out_dir/report/`` the run directory of the validation split (report.html and the rest).
+    """
+    from .protocols import validation_protocol
+
+    out = Path(out_dir)
+    data = validation_protocol(items, view=recipe["data"]["view"], seed=int(recipe.get("seed", 0)))
+    run = evaluate_protocol(recipe, data, out_dir=out, quick=quick, progress=progress, log=log, keep_models=True)
+    model = run.models["validation"]
+    summary = {k: v["mean"] for k, v in run.result["summary"].items()}
+    training = {"recipe": {k: v for k, v in recipe.items() if not k.startswith("_")},
+                "n_train": run.result["folds"][0]["n_train"], "n_val": run.result["folds"][0]["n_val"],
+                "corpora": sorted({it.corpus for it in data.items}), "validation": "held-out speakers",
+                "train_seconds": run.result["train_seconds"]}
+    if recipe["model"]["kind"] == "classical":
+        from ..models.classical import save_classical
+
+        save_classical(model, out, recipe=recipe, n_features=int(model.named_steps["scale"].n_features_in_),
+                       metrics={"validation": summary}, training={**training, "search": run.result["folds"][0]["search"]})
+    else:
+        model.save(out, name=recipe["name"], extra={"metrics": {"validation": summary}, "training": training})
+    write_run(out / "report", run.result, recipe=recipe, rows=run.rows, histories=run.histories, command=command)
+    return run
