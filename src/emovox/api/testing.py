@@ -1,0 +1,121 @@
+"""Run ``emovox serve`` in a subprocess on a free loopback port (for tests and the load test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Server", "free_port", "start_server", "running_server", "rss_bytes"]
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int, *, children: bool = True) -> int:
+    """Resident memory of a process (and its child processes) from ``/proc``; 0 if unavailable."""
+    pids = [pid]
+    if children:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                kids = (task / "children").read_text().split()
+                pids += [int(k) for k in kids]
+        except OSError:
+            pass
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/health", timeout=2) as r:
+            return r.status == 200 and json.load(r).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Server:
+    """A server process: its base URL, process and log file (see :func:`start_server`)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[len("http"):]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_healthy(self, timeout: float = 120.0) -> Server:
+        """Block until ``/v1/health`` answers; RuntimeError (with the log) if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while not _healthy(self.url):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"emovox serve exited with {self.process.returncode}:\n{self.log_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"emovox serve not healthy after {timeout:g} s:\n{self.log_text()[-2000:]}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(*, env: dict[str, str] | None = None, args: Sequence[str] = (),
+                 log: str | os.PathLike | None = None) -> Server:
+    """Start ``python -m emovox serve`` on a free loopback port; does not wait for it.
+
+    Parameters
+    ----------
+    env : extra environment variables (``EMOVOX_MODEL``, ``EMOVOX_API_KEY``, ...)
+    args : extra ``emovox serve`` options (``--workers 2``)
+    log : file for the server's output (default: a temp file)
+    """
+    import tempfile
+
+    port = free_port()
+    log_path = Path(log) if log else Path(tempfile.mkstemp(prefix="emovox-serve-", suffix=".log")[1])
+    cmd = [sys.executable, "-m", "emovox", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", *args]
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    return Server(f"http://127.0.0.1:{port}", proc, log_path)
+
+
+@contextmanager
+def running_server(*, env: dict[str, str] | None = None, args: Sequence[str] = (),
+                   log: str | os.PathLike | None = None, startup_timeout: float = 120.0) -> Iterator[Server]:
+    """:func:`start_server`, wait for ``/v1/health``, yield the server, stop it on exit."""
+    server = start_server(env=env, args=args, log=log)
+    try:
+        yield server.wait_healthy(startup_timeout)
+    finally:
+        server.stop()
