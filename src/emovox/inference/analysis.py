@@ -152,6 +152,7 @@ def analyze(
     vad: Literal["webrtc", "energy"] = "webrtc",
     aggressiveness: int | None = None,
     segment_config: SegmentConfig | None = None,
+    hop_seconds: float | None = None,
     name: str | None = None,
 ) -> Analysis:
     """Per-segment emotions of a recording, with a summary.
@@ -170,6 +171,10 @@ def analyze(
     block_seconds : float
         Streaming block length; the result does not depend on it.
     vad : {"webrtc", "energy"}
+    hop_seconds : float, optional
+        Timeline cell length inside long turns; each cell is predicted from a model window
+        centred on it (default: the model's ``hop_seconds``, so windows overlap by half; the
+        model's ``window_seconds`` gives non-overlapping windows and half the model time).
     name : str, optional
         What to put in the segments' ``file`` field (default: the path).
 
@@ -190,6 +195,9 @@ def analyze(
     if smoothing < 0:
         raise ParameterError(f"smoothing must be >= 0, got {smoothing}")
     predictor = predictor or Predictor.load()
+    hop = predictor.hop_samples if hop_seconds is None else int(round(hop_seconds * SAMPLE_RATE))
+    if not 0 < hop <= predictor.window_samples:
+        raise ParameterError(f"hop_seconds must be in (0, window_seconds], got {hop_seconds}")
     file = name or (describe(source) if not isinstance(source, np.ndarray) else "<array>")
     aggr = predictor.vad_aggressiveness if aggressiveness is None else aggressiveness
     states: list[_Channel] = []
@@ -206,7 +214,7 @@ def analyze(
         seen += block.shape[1]
         for state, y in zip(states, block, strict=True):
             turns = state.feed(np.ascontiguousarray(y, dtype=np.float32), final=last)
-            segments.extend(_predict_turns(predictor, state, turns, file=file))
+            segments.extend(_predict_turns(predictor, state, turns, file=file, hop=hop))
             state.trim(seen)
     if not states:
         raise AudioError(f"{file}: audio has zero samples")
@@ -225,7 +233,7 @@ def analyze(
 
 
 def _predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int, int]], *,
-                   file: str) -> list[dict]:
+                   file: str, hop: int) -> list[dict]:
     """Segments for the finished turns of one channel (one model batch for all their windows).
 
     Each turn's log-mel is computed once; every cell's window is a slice of it (tiled when the
@@ -241,7 +249,7 @@ def _predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int,
             out.append(_segment(file, state.name, a, b, NO_SPEECH, {}, 1.0, False))
             continue
         lm = predictor.logmel(y)
-        for c0, c1, w0, _ in split_turn(a, b, window=predictor.window_samples, hop=predictor.hop_samples):
+        for c0, c1, w0, _ in split_turn(a, b, window=predictor.window_samples, hop=hop):
             f0 = (w0 - a) // hop_length
             feats.append(predictor.fit_window(lm[:, f0 : f0 + predictor.window_frames]))
             cells.append((c0, c1))

@@ -1,0 +1,204 @@
+"""Speed benchmark of the inference path (``emovox benchmark --speed`` calls :func:`run_speed_benchmark`).
+
+On ``hours`` of synthetic speech (espeak-ng utterances with pauses, tiled) it times each stage
+of :func:`~emovox.inference.analyze` separately -- decode (FLAC and MP3), VAD, log-mel, model --
+then the whole pipeline end to end; the cold start of ``emovox predict clip.wav`` in a fresh
+process; and the peak memory (max RSS) of ``emovox analyze`` on a file twice as long.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..audio import SAMPLE_RATE, stream
+from ..errors import MissingDependencyError
+from .analysis import analyze
+from .demo import SCRIPT, make_demo_call
+from .predictor import Predictor
+from .segmentation import SegmentConfig, Segmenter, split_turn
+from .vad import FRAME_SAMPLES, FrameVAD
+
+__all__ = ["run_speed_benchmark", "speed_benchmark", "format_speed_report", "synthetic_speech", "write_speed_section"]
+
+
+def synthetic_speech(seconds: float) -> np.ndarray:
+    """``seconds`` of mono 16 kHz speech: the demo call's two channels mixed, tiled."""
+    call = make_demo_call(SCRIPT).mean(axis=0).astype(np.float32)
+    reps = int(np.ceil(seconds * SAMPLE_RATE / len(call)))
+    return np.tile(call, reps)[: int(seconds * SAMPLE_RATE)]
+
+
+def _write(y: np.ndarray, path: Path) -> Path:
+    fmt = {".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III"), ".wav": ("WAV", "PCM_16")}
+    kind, sub = fmt[path.suffix]
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, format=kind, subtype=sub) as f:
+        for i in range(0, len(y), 60 * SAMPLE_RATE):
+            f.write(y[i : i + 60 * SAMPLE_RATE])
+    return path
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def _decode(path: Path) -> np.ndarray:
+    return np.concatenate(list(stream(path, block_seconds=60.0)))
+
+
+def _stages(predictor: Predictor, y: np.ndarray) -> dict:
+    """Seconds spent in VAD, log-mel and the model on ``y`` (as analyze does them)."""
+    t0 = time.perf_counter()
+    mask = FrameVAD(aggressiveness=predictor.vad_aggressiveness).process(y)
+    t_vad = time.perf_counter() - t0
+    seg = Segmenter(SegmentConfig())
+    turns = [(a * FRAME_SAMPLES, b * FRAME_SAMPLES) for a, b in seg.feed(mask) + seg.flush()]
+    t0 = time.perf_counter()
+    feats = []
+    hop_length = predictor.card.frontend.hop_length
+    for a, b in turns:
+        lm = predictor.logmel(y[a:b])
+        for _, _, w0, _ in split_turn(a, b, window=predictor.window_samples, hop=predictor.hop_samples):
+            f0 = (w0 - a) // hop_length
+            feats.append(predictor.fit_window(lm[:, f0 : f0 + predictor.window_frames]))
+    x = np.stack(feats)
+    t_logmel = time.perf_counter() - t0
+    t_model, _ = _timed(predictor.logits, x)
+    return {"t_vad": t_vad, "t_logmel": t_logmel, "t_model": t_model, "windows": len(x), "turns": len(turns),
+            "speech_seconds": sum(b - a for a, b in turns) / SAMPLE_RATE}
+
+
+def _child(code: str, env: dict) -> tuple[float, float]:
+    """Run python ``code`` in a fresh process; (wall seconds, peak RSS MB of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0,):
+        raise RuntimeError(f"benchmark child failed: {proc.stderr.strip()[-300:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(after, before) / 1024.0
+
+
+def run_speed_benchmark(*, model_dir: str | os.PathLike | None = None, hours: float = 1.0,
+                        threads: int = 2, int8: bool = False, memory_hours: float = 2.0,
+                        workdir: str | os.PathLike | None = None) -> dict:
+    """Measure the inference pipeline; returns a dict of figures (see :func:`format_speed_report`).
+
+    Parameters
+    ----------
+    model_dir : model directory (None: the shipped model)
+    hours : length of the synthetic recording timed stage by stage and end to end
+    threads : ONNX Runtime threads (the reference machine has 2 cores)
+    memory_hours : length of the file whose ``analyze`` peak memory is measured (0: skip)
+    """
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        raise MissingDependencyError("the speed benchmark synthesises speech with espeak-ng: apt install espeak-ng")
+    predictor = Predictor.load(model_dir, int8=int8, threads=threads)
+    tmp_ctx = tempfile.TemporaryDirectory() if workdir is None else None
+    work = Path(workdir or tmp_ctx.name)  # type: ignore[union-attr]
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        y = synthetic_speech(hours * 3600)
+        flac, mp3 = _write(y, work / "speech.flac"), _write(y, work / "speech.mp3")
+        res: dict = {"hours": hours, "threads": threads, "int8": int8, "model": predictor.card.name,
+                     "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()[0]}
+        res["decode_flac"], y_flac = _timed(_decode, flac)
+        res["decode_mp3"], _ = _timed(_decode, mp3)
+        res.update(_stages(predictor, y_flac))  # type: ignore[arg-type]
+        res["end_to_end_flac"], result = _timed(analyze, flac, predictor=predictor)
+        res["end_to_end_mp3"], _ = _timed(analyze, mp3, predictor=predictor)
+        res["end_to_end_flac_no_overlap"], _ = _timed(analyze, flac, predictor=predictor,
+                                                      hop_seconds=predictor.card.window_seconds)
+        res["segments"] = len(result.segments)  # type: ignore[attr-defined]
+        env = dict(os.environ)
+        clip = work / "clip.wav"
+        sf.write(clip, y[: 4 * SAMPLE_RATE], SAMPLE_RATE)
+        model_arg = [] if model_dir is None else ["--model", str(model_dir)]
+        cli = f"import sys; from emovox.cli import main; sys.exit(main({['predict', str(clip), *model_arg]!r}))"
+        colds = [_child(cli, env)[0] for _ in range(3)]
+        res["cold_start_predict"] = float(np.median(colds))
+        if memory_hours:
+            long = _write(synthetic_speech(memory_hours * 3600), work / "long.flac")
+            code = (f"from emovox.inference import analyze, Predictor; "
+                    f"analyze({str(long)!r}, predictor=Predictor.load({None if model_dir is None else str(model_dir)!r}, threads={threads}))")
+            res["memory_hours"] = memory_hours
+            res["memory_wall"], res["peak_rss_mb"] = _child(code, env)
+        return res
+    finally:
+        if tmp_ctx is not None:
+            tmp_ctx.cleanup()
+
+
+def format_speed_report(res: dict) -> str:
+    """A Markdown table of :func:`run_speed_benchmark`'s figures."""
+    per_hour = 1.0 / res["hours"]
+    stages = [("decode (FLAC)", res["decode_flac"]), ("VAD", res["t_vad"]), ("log-mel", res["t_logmel"]),
+              ("model", res["t_model"])]
+    total = sum(t for _, t in stages)
+    lines = ["| stage | seconds per hour of audio | share |", "|---|---:|---:|"]
+    lines += [f"| {name} | {t * per_hour:.2f} | {100 * t / total:.0f}% |" for name, t in stages]
+    lines += [
+        f"| decode (MP3), instead of FLAC | {res['decode_mp3'] * per_hour:.2f} | |",
+        "",
+        "| figure | value | target |", "|---|---:|---:|",
+        f"| end to end, FLAC (`analyze`) | {res['end_to_end_flac'] * per_hour:.2f} s per hour | <= 5 s |",
+        f"| end to end, MP3 | {res['end_to_end_mp3'] * per_hour:.2f} s per hour | <= 5 s |",
+        f"| end to end, FLAC, non-overlapping windows (`hop_seconds=window`) | "
+        f"{res['end_to_end_flac_no_overlap'] * per_hour:.2f} s per hour | <= 5 s |",
+        f"| `emovox predict clip.wav` cold start | {res['cold_start_predict']:.2f} s | <= 1.0 s |",
+    ]
+    if "peak_rss_mb" in res:
+        lines.append(f"| peak memory, `analyze` of {res['memory_hours']:g} h FLAC | {res['peak_rss_mb']:.0f} MB | <= 600 MB |")
+    lines += ["", f"Model `{res['model']}`{' int8' if res['int8'] else ''}, {res['threads']} ONNX Runtime threads; "
+              f"{res['windows']} windows for {res['speech_seconds'] / 60:.0f} min of speech in {res['hours']:g} h; "
+              f"load average at start {res['load_avg']:.1f} on {res['cpu_count']} cores."]
+    return "\n".join(lines)
+
+
+def _docs_benchmarks() -> Path:
+    return Path(__file__).resolve().parents[3] / "docs" / "benchmarks.md"
+
+
+def write_speed_section(text: str, path: str | os.PathLike | None = None) -> Path:
+    """Replace the body of the ``speed`` section of docs/benchmarks.md (keeps its heading)."""
+    path = Path(path) if path is not None else _docs_benchmarks()
+    doc = path.read_text(encoding="utf-8")
+    start, end = "<!-- section: speed -->", "<!-- /section: speed -->"
+    i, j = doc.find(start), doc.find(end)
+    if i < 0 or j < i:
+        raise MissingDependencyError(f"{path}: no speed section markers")
+    inner = doc[i + len(start) : j].strip("\n").splitlines()
+    heading = inner[0] if inner and inner[0].startswith("#") else "## Speed"
+    new = f"{start}\n{heading}\n\n{text.strip()}\n\n{end}"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(doc[:i] + new + doc[j + len(end) :], encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def speed_benchmark(*, write: bool = False, model_dir: str | os.PathLike | None = None,
+                    hours: float = 1.0, threads: int = 2) -> dict:
+    """What ``emovox benchmark --speed`` runs: measure, print the table, optionally record it.
+
+    With ``write=True`` the table replaces the speed section of docs/benchmarks.md.
+    """
+    res = run_speed_benchmark(model_dir=model_dir, hours=hours, threads=threads)
+    table = format_speed_report(res)
+    print(table)
+    if write:
+        cmd = "emovox benchmark --speed" if model_dir is None else f"speed_benchmark(model_dir={str(model_dir)!r})"
+        write_speed_section(f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')})\n\n{table}")
+    return res
