@@ -70,7 +70,7 @@ class Service:
 
     def decode(self, upload: Upload, *, channels: str = "mix"):
         """Audio of an upload at 16 kHz (``(n,)`` for mix, ``(channels, n)`` for split)."""
-        self._check_duration(probe_duration(upload.data))
+        self._check_duration(probe_duration(upload.data, name=upload.name))
         y = load(upload.data, channels=channels)
         self._check_duration(y.shape[-1] / SAMPLE_RATE)
         return y

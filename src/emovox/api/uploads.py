@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from ..errors import AudioError
 from .errors import ApiError
 
 __all__ = ["Upload", "read_upload", "probe_duration", "RAW_TYPES", "REQUEST_BODY"]
@@ -126,10 +128,15 @@ async def _parse_multipart(request, body: bytes) -> tuple[bytes, str]:
         await form.close()
 
 
-def probe_duration(data: bytes) -> float | None:
+def probe_duration(data: bytes, *, name: str = "upload") -> float | None:
     """Duration in seconds read from the file's header (soundfile, else ffprobe); None if unknown.
 
     Nothing is decoded, so an upload that would decode to hours of audio is refused cheaply.
+
+    Raises
+    ------
+    AudioError
+        ffprobe finds no readable audio in it (so ffmpeg would not decode it either).
     """
     import soundfile as sf
 
@@ -145,11 +152,20 @@ def probe_duration(data: bytes) -> float | None:
         tmp.write(data)
         tmp.flush()
         try:
-            proc = subprocess.run([exe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                                   tmp.name], capture_output=True, timeout=30)
+            proc = subprocess.run([exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
+                                   "format=duration:stream=codec_type", "-of", "json", tmp.name],
+                                  capture_output=True, timeout=30)
         except subprocess.TimeoutExpired:
             return None
     try:
-        return float(proc.stdout.decode().strip().splitlines()[0])
-    except (ValueError, IndexError):
+        probe = json.loads(proc.stdout.decode() or "{}")
+    except ValueError:
+        probe = {}
+    if proc.returncode != 0 or not probe.get("streams"):
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        reason = lines[-1].replace(tmp.name, "").strip(": ") if lines else "no audio stream"
+        raise AudioError(f"{name}: not a readable audio file ({reason[:120]})")
+    try:
+        return float(probe.get("format", {}).get("duration"))
+    except (TypeError, ValueError):
         return None
