@@ -1,0 +1,146 @@
+"""What runs on the executors: ``mapInPandas`` functions around :mod:`emovox.inference` and
+:mod:`emovox.features`, and the conversion of their output rows into the batch tables.
+
+The model is loaded once per Python worker (a module-level cache, reused across tasks since
+Spark reuses workers) with ONNX Runtime single-threaded: Spark's task slots are the parallelism.
+Every input row gives exactly one output row, with the analysis as JSON or the error message;
+nothing an input file does can fail the task.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from ..errors import EmovoxError
+
+__all__ = ["ANALYSIS_SCHEMA", "analyze_partition", "features_partition", "get_predictor", "to_tables"]
+
+#: Output schema of :func:`analyze_partition` (one row per input file).
+ANALYSIS_SCHEMA = "file string, ok boolean, error string, result string, seconds double"
+
+_PREDICTORS: dict[tuple, object] = {}
+
+
+def get_predictor(model_dir: str | None, int8: bool = False):
+    """The :class:`~emovox.inference.Predictor` of this worker (loaded on first use, threads=1)."""
+    key = (model_dir, int8)
+    if key not in _PREDICTORS:
+        from ..inference import Predictor
+
+        _PREDICTORS[key] = Predictor.load(model_dir, int8=int8, threads=1)
+    return _PREDICTORS[key]
+
+
+def _analyze_one(source, name: str, predictor, channels: str) -> tuple[bool, str, str]:
+    from ..inference import analyze
+
+    try:
+        a = analyze(source, predictor=predictor, channels=channels, name=name)
+    except EmovoxError as exc:
+        return False, str(exc), ""
+    except Exception as exc:  # a library failing on odd input: record it, keep the partition going
+        return False, f"{name}: {type(exc).__name__}: {exc}", ""
+    doc = {"duration": a.duration, "channels": a.channels, "labels": a.labels, "model": a.model,
+           "segments": a.segments, "summary": a.summary}
+    return True, "", json.dumps(doc, ensure_ascii=False)
+
+
+def analyze_partition(batches: Iterator, *, model_dir: str | None, int8: bool = False,
+                      channels: str = "mix") -> Iterator:
+    """``mapInPandas`` function: columns ``file[, content]`` -> :data:`ANALYSIS_SCHEMA`.
+
+    With a ``content`` column (Spark's ``binaryFile`` source) the bytes are analysed, else the
+    local path ``file`` is streamed from disk.
+    """
+    import pandas as pd
+
+    predictor = get_predictor(model_dir, int8)
+    for pdf in batches:
+        rows = []
+        has_content = "content" in pdf.columns
+        for i in range(len(pdf)):
+            file = pdf["file"].iat[i]
+            t0 = time.perf_counter()
+            source = bytes(pdf["content"].iat[i]) if has_content else file
+            ok, error, result = _analyze_one(source, file, predictor, channels)
+            rows.append({"file": file, "ok": ok, "error": error, "result": result,
+                         "seconds": time.perf_counter() - t0})
+        yield pd.DataFrame(rows, columns=["file", "ok", "error", "result", "seconds"])
+
+
+def features_partition(batches: Iterator, *, set: str, cache_dir) -> Iterator:
+    """``mapInPandas`` function: column ``path`` -> ``path, ok, error, features`` (array<double>)."""
+    import numpy as np
+    import pandas as pd
+
+    from ..features import extract_batch
+
+    for pdf in batches:
+        paths = [str(p) for p in pdf["path"]]
+        res = extract_batch(paths, set=set, cache_dir=cache_dir, progress=False, on_error="skip")
+        errors = dict(res.errors)
+        yield pd.DataFrame({
+            "path": paths,
+            "ok": [p not in errors for p in paths],
+            "error": [errors.get(p, "") for p in paths],
+            "features": [row.astype(np.float64) for row in res.X],
+        })
+
+
+def _peak(summary: dict, key: str) -> tuple[float | None, float | None, str | None]:
+    peaks = summary.get("peaks", {}).get(key) or []
+    if not peaks:
+        return None, None, None
+    top = max(peaks, key=lambda p: p["score"])
+    return float(top["start"]), float(top["score"]), top["channel"]
+
+
+def to_tables(pdf, *, labels: list[str]) -> dict:
+    """Rows of :data:`ANALYSIS_SCHEMA` plus ``timestamp`` (pandas) -> pyarrow tables
+    ``segments``, ``files``, ``errors``."""
+    import pyarrow as pa
+
+    seg_rows, file_rows, err_rows = [], [], []
+    for rec in pdf.to_dict("records"):
+        rec["timestamp"] = rec.get("timestamp") if isinstance(rec.get("timestamp"), str) else None
+        if not rec["ok"]:
+            err_rows.append({"file": rec["file"], "timestamp": rec["timestamp"], "status": "error",
+                             "error": rec["error"]})
+            continue
+        doc = json.loads(rec["result"])
+        s = doc["summary"]
+        for seg in doc["segments"]:
+            probs = seg["probabilities"]
+            row = {k: seg[k] for k in ("file", "channel", "start", "end", "emotion", "confidence", "uncertain")}
+            row["probabilities"] = [(k, float(v)) for k, v in probs.items()]
+            row.update({f"p_{lab}": probs.get(lab) for lab in labels})
+            seg_rows.append(row)
+        start, score, channel = _peak(s, "anger")
+        row = {"file": rec["file"], "timestamp": rec["timestamp"], "duration": float(doc["duration"]),
+               "channels": ",".join(doc["channels"]), "speech_seconds": float(s["speech_seconds"]),
+               "segments": int(s["segments"]), "dominant_emotion": s["dominant_emotion"]}
+        row.update({f"share_{lab}": float(s["emotion_share"].get(lab, 0.0)) for lab in labels})
+        row.update({"negative_share": float(s["negative_share"]), "uncertain_share": float(s["uncertain_share"]),
+                    "anger_peak_start": start, "anger_peak_score": score, "anger_peak_channel": channel,
+                    "model": f"{doc['model'].get('name')} v{doc['model'].get('version')}",
+                    "status": "ok", "seconds": float(rec["seconds"])})
+        file_rows.append(row)
+    seg_schema = pa.schema(
+        [("file", pa.string()), ("channel", pa.string()), ("start", pa.float64()), ("end", pa.float64()),
+         ("emotion", pa.string()), ("confidence", pa.float64()), ("uncertain", pa.bool_()),
+         ("probabilities", pa.map_(pa.string(), pa.float64()))]
+        + [(f"p_{lab}", pa.float64()) for lab in labels])
+    file_schema = pa.schema(
+        [("file", pa.string()), ("timestamp", pa.string()), ("duration", pa.float64()), ("channels", pa.string()),
+         ("speech_seconds", pa.float64()), ("segments", pa.int64()), ("dominant_emotion", pa.string())]
+        + [(f"share_{lab}", pa.float64()) for lab in labels]
+        + [("negative_share", pa.float64()), ("uncertain_share", pa.float64()), ("anger_peak_start", pa.float64()),
+           ("anger_peak_score", pa.float64()), ("anger_peak_channel", pa.string()), ("model", pa.string()),
+           ("status", pa.string()), ("seconds", pa.float64())])
+    err_schema = pa.schema([("file", pa.string()), ("timestamp", pa.string()), ("status", pa.string()),
+                            ("error", pa.string())])
+    return {"segments": pa.Table.from_pylist(seg_rows, schema=seg_schema),
+            "files": pa.Table.from_pylist(file_rows, schema=file_schema),
+            "errors": pa.Table.from_pylist(err_rows, schema=err_schema)}
