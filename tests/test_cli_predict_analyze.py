@@ -123,3 +123,11 @@ def test_demo_writes_a_deterministic_stereo_call(tmp_path, capsys):
     info = sf.info(a)
     assert info.channels == 2 and info.samplerate == SR and 45 < info.duration < 80
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_demo_from_the_shipped_copy(tmp_path, capsys):
+    out = tmp_path / "d.flac"
+    assert main(["demo", "--shipped", "--out", str(out)]) == 0
+    info = sf.info(out)
+    assert info.channels == 2 and info.samplerate == SR and 45 < info.duration < 80
+    assert main(["demo", "--out", str(tmp_path / "d.mp4")]) == 2

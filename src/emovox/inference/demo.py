@@ -45,17 +45,16 @@ SCRIPT: tuple[Turn, ...] = (
     Turn(0, "Thank you for calling Northwind support, my name is Anna. How can I help you today?", AGENT, 165, 60),
     Turn(1, "Hello. I am calling about my internet connection. It has been down since Monday.", CUSTOMER, 160, 45),
     Turn(0, "I am sorry to hear that. Could you give me your account number, please?", AGENT, 165, 60),
-    Turn(1, "It is four, seven, two, nine, one, five.", CUSTOMER, 150, 45, pause=1.5),
-    Turn(0, "Thank you. I can see that you called us twice this week.", AGENT, 165, 60, pause=0.6),
+    Turn(1, "It is four, seven, two, nine, one, five.", CUSTOMER, 155, 45, pause=1.2),
     Turn(1, "Yes! This is the third time I have called! Nobody fixes anything, and I am paying for a "
             "service I do not get! I want this fixed today, not next week!", CUSTOMER, 235, 90, 200, 0.5),
     Turn(1, "This is completely unacceptable!", CUSTOMER, 240, 95, 200, 1.0),
-    Turn(0, "I completely understand your frustration. Let me check the line right now.", AGENT, 160, 58, pause=3.0),
+    Turn(0, "I completely understand your frustration. Let me check the line right now.", AGENT, 165, 58, pause=2.5),
     Turn(0, "I can see an outage in your area. A technician will be there tomorrow morning.", AGENT, 160, 58),
     Turn(1, "Tomorrow. I work from home. I have already lost two days of pay. "
             "I really do not know what to do any more.", CUSTOMER, 105, 15, 60, 1.2),
-    Turn(0, "I will add two weeks of credit to your account, and I will call you back myself tomorrow.",
-         AGENT, 160, 60),
+    Turn(0, "I will add two weeks of credit to your account, and I will call you back tomorrow.",
+         AGENT, 170, 60),
     Turn(1, "Okay. Thank you, that does help. Have a nice day.", CUSTOMER, 165, 50),
     Turn(0, "You too. Goodbye!", AGENT, 170, 62, pause=0.5),
 )

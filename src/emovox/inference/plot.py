@@ -55,6 +55,8 @@ def plot_analysis(analysis: Analysis, path: str | os.PathLike, *, width: float =
     duration = max(analysis.duration, 1e-3)
     peaks = analysis.summary.get("peaks", {}).get("anger", [])
     used: dict[str, None] = {}
+    env_all = analysis.envelope
+    top = float(np.sqrt(2 * 10.0 ** (env_all.max() / 10.0))) if env_all.size else 1.0  # one scale for all lanes
     for i, name in enumerate(names):
         wave_ax, band_ax = axes[2 * i], axes[2 * i + 1]
         env = analysis.envelope[i] if i < len(analysis.envelope) else np.zeros(0)
@@ -64,8 +66,7 @@ def plot_analysis(analysis: Analysis, path: str | os.PathLike, *, width: float =
             amp = amp[: len(amp) // step * step].reshape(-1, step).max(axis=1)
             t = (np.arange(len(amp)) * step + step / 2) * FRAME_SECONDS
             wave_ax.fill_between(t, -amp, amp, color="#37474f", linewidth=0)
-            top = float(amp.max()) or 1.0
-            wave_ax.set_ylim(-1.1 * top, 1.1 * top)
+        wave_ax.set_ylim(-1.1 * top, 1.1 * top)
         wave_ax.set_yticks([])
         wave_ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
         for side in ("top", "right", "left"):
@@ -87,7 +88,6 @@ def plot_analysis(analysis: Analysis, path: str | os.PathLike, *, width: float =
             band_ax.spines[side].set_visible(False)
     axes[-1].set_xlim(0, duration)
     axes[-1].xaxis.set_major_formatter(FuncFormatter(_clock))
-    axes[-1].set_xlabel("time")
     summary = analysis.summary
     title = (f"{Path(analysis.file).name} - {_clock(duration)}, speech {summary['speech_seconds']:.0f} s, "
              f"dominant {summary['dominant_emotion']}, negative {100 * summary['negative_share']:.0f}%")
