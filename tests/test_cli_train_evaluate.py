@@ -146,3 +146,40 @@ def test_train_and_evaluate_errors(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "nomodel"), "--manifest", str(csv_path)]) == 1
     assert "model.json" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+NEURAL_RECIPE = """
+name = "tiny_cnn1d"
+seed = 0
+[data]
+corpora = ["ravdess"]
+view = "7class"
+[model]
+kind = "neural"
+arch = "cnn1d"
+params = { width = 8, layers = 1, dropout = 0.0 }
+[train]
+epochs = 2
+batch_size = 16
+lr = 3e-3
+patience = 2
+window_seconds = 0.5
+"""
+
+
+def test_neural_train_then_evaluate_through_the_predictor(tmp_path, capsys):
+    pytest.importorskip("torch")
+    recipe = tmp_path / "tiny_cnn1d.toml"
+    recipe.write_text(NEURAL_RECIPE)
+    train_csv = make_dataset(tmp_path / "train", range(6), per_label=2)
+    model = tmp_path / "model"
+    assert main(["train", "--recipe", str(recipe), "--manifest", str(train_csv), "--out", str(model), "--no-progress"]) == 0
+    for name in ("model.onnx", "model.json", "weights.pt", "report/report.html", "report/curves.png"):
+        assert (model / name).is_file(), name
+    assert json.loads((model / "model.json").read_text())["view"] == "7class"
+    assert any((model / "checkpoints").iterdir())  # resumable
+    test_csv = make_dataset(tmp_path / "test", range(8, 10), labels=("calm", "angry"), per_label=2)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--manifest", str(test_csv), "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["labels"]) == {"neutral", "angry"} and out["n"] == 8

@@ -8,7 +8,6 @@ fold. A changed recipe (any setting but its name) invalidates its cache.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shlex
 import sys
@@ -24,15 +23,17 @@ SECTION = "accuracy"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), help="recipe names or files (default: %(default)s)")
-    p.add_argument("--protocols", nargs="+", default=["1", "2", "3", "4"],
+    p.add_argument("--recipes", nargs="+", help=f"recipe names or files (default: {' '.join(DEFAULT_RECIPES)})")
+    p.add_argument("--protocols", nargs="+",
                    help="1 ravdess-6fold, 2 crema-d-5fold, 3 loco, 4 ravdess-random (default: all)")
     p.add_argument("--data", default=default_data_dir(), help="folder holding the corpora (default: $EMOVOX_DATA or ../shared/data)")
     p.add_argument("--runs", default="runs/benchmark", help="cache of finished runs (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3")
-    p.add_argument("--speed", action="store_true", help="also run the inference speed benchmark")
+    p.add_argument("--speed", action="store_true",
+                   help="run the inference speed benchmark (alone, unless --recipes or --protocols are given)")
     p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--docs", default="docs/benchmarks.md", help="file whose accuracy section is rewritten")
+    p.add_argument("--threads", type=int, help="cap BLAS/torch threads while fitting (e.g. 1 on a shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -94,15 +95,11 @@ def update_docs_section(path: str | Path, name: str, body: str) -> None:
 
 
 def _run_speed(args: argparse.Namespace) -> None:
-    for module, func in (("emovox.inference.benchmark", "speed_benchmark"), ("emovox.inference.bench", "speed_benchmark"),
-                         ("emovox.inference.benchmark", "run_speed_benchmark")):
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError):
-            continue
-        fn(write=not args.no_write) if "write" in fn.__code__.co_varnames else fn()
-        return
-    raise MissingDependencyError("the inference speed benchmark is not available in this version of emovox")
+    try:
+        from ..inference.bench import speed_benchmark
+    except ImportError as exc:
+        raise MissingDependencyError(f"the inference speed benchmark is not available ({exc})") from None
+    speed_benchmark(write=not args.no_write)
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -113,6 +110,8 @@ def _command(args: argparse.Namespace) -> str:
     if args.runs != "runs/benchmark":
         parts += ["--runs", args.runs]
     parts += [flag for flag, on in (("--quick", args.quick), ("--speed", args.speed)) if on]
+    if args.threads:
+        parts += ["--threads", str(args.threads)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -121,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.recipe import load_recipe
     from ..evaluation.runner import recipe_hash, run_protocol
 
+    if args.speed and not args.recipes and not args.protocols:
+        _run_speed(args)
+        return 0
+    args.recipes = args.recipes or list(DEFAULT_RECIPES)
+    args.protocols = args.protocols or ["1", "2", "3", "4"]
     recipes = [load_recipe(r) for r in args.recipes]
     keys = [protocol_key(p) for p in args.protocols]
     command = _command(args)
@@ -137,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                     results.append(saved)
                     continue
             run_ = run_protocol(recipe, key, data_dir=args.data, out_dir=out, quick=args.quick,
-                                progress=not args.no_progress, command=command)
+                                progress=not args.no_progress, command=command, threads=args.threads)
             results.append(run_.result)
     table = format_table(results) + _loco_table(results)
     print("\n".join(table))

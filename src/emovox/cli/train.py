@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train on this corpus instead of the recipe's (repeatable; 'folder' = --data is a folder per label)")
     p.add_argument("--manifest", help="train on a CSV manifest (path,label[,speaker]) instead of corpora")
     p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3 (a smoke test)")
+    p.add_argument("--threads", type=int, help="cap BLAS/torch threads while fitting (e.g. 1 on a shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -41,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
         if args.manifest or args.corpus:
             raise ParameterError("--protocol uses its own corpora; drop --manifest/--corpus")
         result = run_protocol(recipe, args.protocol, data_dir=args.data, out_dir=args.out, quick=args.quick,
-                              progress=progress, command=command).result
+                              progress=progress, command=command, threads=args.threads).result
         print(f"{recipe['name']} on protocol {result['protocol_number']} ({result['protocol']}): {_summary_line(result)}")
         print(f"report: {args.out}/report.html")
         return 0
     items = load_items(data_dir=args.data, corpora=args.corpus or recipe["data"]["corpora"], manifest=args.manifest)
-    result = train_model(recipe, items, args.out, quick=args.quick, progress=progress, command=command).result
+    result = train_model(recipe, items, args.out, quick=args.quick, progress=progress, command=command, threads=args.threads).result
     fold = result["folds"][0]
     print(f"trained {recipe['name']} ({recipe['model']['kind']} {recipe['model']['arch']}) on {fold['n_train']} clips; "
           f"validation on {fold['n_test']} clips of held-out speakers: {_summary_line(result)}")

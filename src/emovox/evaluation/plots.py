@@ -36,13 +36,14 @@ def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], *, 
     rows = cm.sum(axis=1, keepdims=True)
     pct = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) * 100
     k = len(labels)
-    size = max(4.5, 0.75 * k + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig, ax = plt.subplots(figsize=(6.6, 5.6))  # the ROC figure's size: they sit side by side
     im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    font = 9 if k <= 6 else 7.5
     for i in range(k):
         for j in range(k):
             color = "white" if pct[i, j] > 55 else "#222"
-            ax.text(j, i, f"{pct[i, j]:.0f}%\n{int(cm[i, j])}", ha="center", va="center", fontsize=8, color=color)
+            ax.text(j, i, f"{pct[i, j]:.0f}%\n{int(cm[i, j])}", ha="center", va="center", fontsize=font,
+                    color=color, linespacing=1.1)
     ax.set_xticks(range(k), labels, rotation=40, ha="right")
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted")
@@ -104,10 +105,9 @@ def groups_png(groups: dict[str, dict], *, title: str, chance: float | None = No
     plt = _plt()
     names = sorted(groups, key=lambda g: groups[g]["ua"])
     n = len(names)
-    height = max(2.2, 0.22 * n + 1.2) if n > 3 else 2.4
-    fig, ax = plt.subplots(figsize=(8, height))
+    fig, ax = plt.subplots(figsize=(8.5, 0.3 * n + 1.4))
     y = np.arange(n)
-    bar = 0.4
+    bar = 0.38
     ax.barh(y + bar / 2, [100 * groups[g]["ua"] for g in names], height=bar, color=_BLUE, label="UA")
     ax.barh(y - bar / 2, [100 * groups[g]["wa"] for g in names], height=bar, color=_ORANGE, label="WA (accuracy)")
     ax.set_yticks(y, [f"{g} (n={groups[g]['n']})" for g in names], fontsize=8 if n > 20 else 9)
@@ -116,9 +116,9 @@ def groups_png(groups: dict[str, dict], *, title: str, chance: float | None = No
     if chance is not None:
         ax.axvline(100 * chance, color="#555", ls=":", lw=1, label=f"chance ({100 * chance:.0f}%)")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_ylim(-0.6, n - 0.4)
     return _png(fig)
 
 
@@ -128,14 +128,15 @@ def folds_png(folds: Sequence[dict], *, title: str = "") -> bytes:
     names = [f["name"] for f in folds]
     x = np.arange(len(names))
     w = 0.26
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.0 * len(names) + 2.5), 3.4))
     for k, (key, label, color) in enumerate((("ua", "UA", _BLUE), ("wa", "WA", _ORANGE), ("macro_f1", "macro-F1", "#5a9e5a"))):
         vals = [100 * f["metrics"][key] for f in folds]
         ax.bar(x + (k - 1) * w, vals, width=w, color=color, label=label)
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.set_xlim(-0.7, len(names) - 0.3)
     ax.set_ylim(0, 100)
     ax.set_ylabel("%")
     ax.set_title(title or "Scores per fold")
-    ax.legend(fontsize=8, ncols=3, loc="upper right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, ParameterError
 from .metrics import classification_metrics, summarize_folds
 from .protocols import Fold, ProtocolData, build_protocol
 from .report import atomic_write, write_run
@@ -56,7 +56,8 @@ def _stderr(msg: str) -> None:
 class _Classical:
     """Feature vectors once for all items, then one pipeline per fold."""
 
-    def __init__(self, recipe: dict, items, *, quick: bool, progress: bool, workdir: Path | None):
+    def __init__(self, recipe: dict, items, *, quick: bool, progress: bool, workdir: Path | None,
+                 threads: int | None = None):
         from ..features import extract_many
 
         self.recipe = recipe
@@ -90,11 +91,12 @@ class _Classical:
 class _Neural:
     """Waveforms loaded once; one NeuralClassifier per fold, early-stopped on the validation speakers."""
 
-    def __init__(self, recipe: dict, items, *, quick: bool, progress: bool, workdir: Path | None):
+    def __init__(self, recipe: dict, items, *, quick: bool, progress: bool, workdir: Path | None,
+                 threads: int | None = None):
         from .._progress import progress as bar
         from ..audio import load
 
-        self.recipe, self.items, self.quick, self.workdir = recipe, items, quick, workdir
+        self.recipe, self.items, self.quick, self.workdir, self.threads = recipe, items, quick, workdir, threads
         self.waves = [load(it.path) for it in bar(items, total=len(items), desc="audio", enabled=None if progress else False)]
 
     def fit(self, fold: Fold, name: str):
@@ -103,6 +105,8 @@ class _Neural:
         est = NeuralClassifier.from_recipe(self.recipe)
         if self.quick:
             est.epochs = min(int(est.epochs), QUICK_EPOCHS)
+        if self.threads:
+            est.threads = self.threads
         if self.workdir is not None:  # resumable: `emovox train` uses DIR/checkpoints, protocols one per fold
             sub = self.workdir / "checkpoints"
             est.checkpoint_dir = str(sub if name == "validation" else sub / name)
@@ -118,7 +122,7 @@ class _Neural:
     def size(self, model) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                model.save(tmp)
+                model.save(tmp, int8=False)
                 onnx = Path(tmp) / "model.onnx"
                 if onnx.is_file():
                     return onnx.stat().st_size
@@ -128,6 +132,19 @@ class _Neural:
 
     def feature_ms(self, idx: list[int]) -> float:
         return 0.0  # the log-mel frontend runs inside predict_proba
+
+
+def _thread_limit(threads: int | None):
+    """A context capping BLAS/OpenMP threads (threadpoolctl), or doing nothing."""
+    if threads is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    if int(threads) < 1:
+        raise ParameterError(f"threads must be >= 1, got {threads}")
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(threads))
 
 
 def _align(proba: np.ndarray, classes: list[str], labels: list[str]) -> np.ndarray:
@@ -140,7 +157,8 @@ def _align(proba: np.ndarray, classes: list[str], labels: list[str]) -> np.ndarr
     return np.divide(out, total, out=np.full_like(out, 1 / len(labels)), where=total > 0)
 
 
-def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool) -> tuple[dict, list[dict], list[dict], object]:
+def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool,
+              measure_size: bool = True) -> tuple[dict, list[dict], list[dict], object]:
     items, labels = data.items, list(fold.labels)
     t0 = time.perf_counter()
     model, search = backend.fit(fold, fold.name)
@@ -159,7 +177,7 @@ def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool) -> tuple[
     info = {"name": fold.name, "labels": labels, "n_train": len(fold.train), "n_val": len(fold.val),
             "n_test": len(test), "train_seconds": round(train_s, 2),
             "infer_ms_per_clip": round(1000 * predict_s / len(test), 3), "search": search, "metrics": metrics,
-            "model_bytes": backend.size(model) if first else None,
+            "model_bytes": backend.size(model) if first and measure_size else None,
             "feature_ms_per_clip": round(backend.feature_ms(test[:_N_FEATURE_TIMING]), 2) if first else None}
     rows = [{"fold": fold.name, "path": items[i].path, "corpus": items[i].corpus, "speaker": items[i].speaker,
              "gender": items[i].gender or "", "true": items[i].label, "pred": p,
@@ -178,8 +196,11 @@ def _pool(folds: list[dict], rows: list[dict]) -> dict:
 
 def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path | None = None, quick: bool = False,
                       progress: bool = True, log: Callable[[str], None] | None = _stderr,
-                      keep_models: bool = False) -> RunResult:
+                      keep_models: bool = False, threads: int | None = None) -> RunResult:
     """Fit and score ``recipe`` on every fold of ``data`` (only the first with ``quick``).
+
+    ``threads`` caps the BLAS/OpenMP (and torch) threads while fitting; on a shared machine
+    ``threads=1`` avoids oversubscription, which slowed MLP fits 3-10x here.
 
     Returns
     -------
@@ -208,8 +229,9 @@ def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path |
                 continue
         if backend is None:
             log(f"{recipe['name']} / {data.key}: preparing {len(data.items)} items")
-            backend = backend_cls(recipe, data.items, quick=quick, progress=progress, workdir=workdir)
-        info, fold_rows, history, model = _run_fold(backend, data, fold, first=k == 0)
+            backend = backend_cls(recipe, data.items, quick=quick, progress=progress, workdir=workdir, threads=threads)
+        with _thread_limit(threads):
+            info, fold_rows, history, model = _run_fold(backend, data, fold, first=k == 0, measure_size=not keep_models)
         m = info["metrics"]
         log(f"{recipe['name']} / {data.key} / {fold.name}: UA {100 * m['ua']:.1f}%  WA {100 * m['wa']:.1f}%  "
             f"macro-F1 {100 * m['macro_f1']:.1f}%  (train {info['train_seconds']:.1f} s, n_test {info['n_test']})")
@@ -242,7 +264,7 @@ def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path |
 
 def run_protocol(recipe: dict, protocol: str | int, *, data_dir: str | Path, out_dir: str | Path | None = None,
                  quick: bool = False, progress: bool = True, log: Callable[[str], None] | None = _stderr,
-                 command: str | None = None) -> RunResult:
+                 command: str | None = None, threads: int | None = None) -> RunResult:
     """Build protocol ``protocol`` on ``data_dir``, evaluate ``recipe`` on it and, with ``out_dir``, write the run.
 
     Examples
@@ -254,14 +276,15 @@ def run_protocol(recipe: dict, protocol: str | int, *, data_dir: str | Path, out
     {'mean': 0.5, 'std': 0.05, 'n_folds': 6}
     """
     data = build_protocol(protocol, data_dir, seed=int(recipe.get("seed", 0)))
-    run = evaluate_protocol(recipe, data, out_dir=out_dir, quick=quick, progress=progress, log=log)
+    run = evaluate_protocol(recipe, data, out_dir=out_dir, quick=quick, progress=progress, log=log, threads=threads)
     if out_dir is not None:
         write_run(out_dir, run.result, recipe=recipe, rows=run.rows, histories=run.histories, command=command)
     return run
 
 
 def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False, progress: bool = True,
-                log: Callable[[str], None] | None = _stderr, command: str | None = None) -> RunResult:
+                log: Callable[[str], None] | None = _stderr, command: str | None = None,
+                threads: int | None = None) -> RunResult:
     """Train ``recipe`` on ``items`` (speakers held out for validation) and write a model directory.
 
     ``out_dir`` receives the model (neural: :meth:`NeuralClassifier.save`, resumable through
@@ -272,7 +295,8 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
 
     out = Path(out_dir)
     data = validation_protocol(items, view=recipe["data"]["view"], seed=int(recipe.get("seed", 0)))
-    run = evaluate_protocol(recipe, data, out_dir=out, quick=quick, progress=progress, log=log, keep_models=True)
+    run = evaluate_protocol(recipe, data, out_dir=out, quick=quick, progress=progress, log=log, keep_models=True,
+                            threads=threads)
     model = run.models["validation"]
     summary = {k: v["mean"] for k, v in run.result["summary"].items()}
     training = {"recipe": {k: v for k, v in recipe.items() if not k.startswith("_")},
@@ -285,6 +309,9 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
         save_classical(model, out, recipe=recipe, n_features=int(model.named_steps["scale"].n_features_in_),
                        metrics={"validation": summary}, training={**training, "search": run.result["folds"][0]["search"]})
     else:
-        model.save(out, name=recipe["name"], extra={"metrics": {"validation": summary}, "training": training})
+        model.save(out, name=recipe["name"], extra={"metrics": {"validation": summary}, "training": training,
+                                                   "view": recipe["data"]["view"]})
+    main_file = out / ("model.joblib" if recipe["model"]["kind"] == "classical" else "model.onnx")
+    run.result["model_bytes"] = main_file.stat().st_size if main_file.is_file() else None
     write_run(out / "report", run.result, recipe=recipe, rows=run.rows, histories=run.histories, command=command)
     return run
