@@ -17,6 +17,15 @@ __all__ = ["overview_png", "emotions_png", "speakers_png", "groups_png", "distri
 _CORPUS_COLORS = ("#3b6fb6", "#e08a2c", "#5a9e5a", "#b0413e", "#7d5ba6", "#8c6d46", "#d4a017", "#4aa3a3")
 
 
+_GROUP_ORDER = ("female", "male", "low", "normal", "medium", "high", "strong", "unspecified")
+
+
+def _patch(color: str, label: str, alpha: float = 1.0):
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=color, alpha=alpha, label=label)
+
+
 def _corpus_colors(names) -> dict[str, str]:
     return {c: _CORPUS_COLORS[i % len(_CORPUS_COLORS)] for i, c in enumerate(names)}
 
@@ -107,9 +116,8 @@ def speakers_png(df) -> bytes:
     else:
         ax.set_xticks([])
         ax.set_xlabel(f"{n} speakers")
-    for c in corpora:
-        ax.bar([], [], color=colors[c], label=f"{c} ({int((counts['corpus'] == c).sum())} speakers)")
-    ax.legend(fontsize=8, frameon=False, ncol=min(4, len(corpora)))
+    handles = [_patch(colors[c], f"{c} ({int((counts['corpus'] == c).sum())} speakers)") for c in corpora]
+    ax.legend(handles=handles, fontsize=8, frameon=False, ncol=min(4, len(corpora)))
     ax.set_xlim(-0.7, n - 0.3)
     ax.set_title("clips per speaker")
     _clean(ax)
@@ -127,12 +135,15 @@ def groups_png(df) -> bytes:
         vals = df[col].fillna("unspecified").replace("", "unspecified")
         table = (df.assign(_g=vals).pivot_table(index="_g", columns="corpus", values="path", aggfunc="count",
                                                fill_value=0).reindex(columns=corpora, fill_value=0))
+        rank = {g: i for i, g in enumerate(_GROUP_ORDER)}
+        table = table.loc[sorted(table.index, key=lambda g: (rank.get(g, len(rank) - 1.5), g))]
         _stacked(ax, table, colors, horizontal=True)
+        ax.invert_yaxis()
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="x", alpha=0.3)
         ax.set_axisbelow(True)
-    axes[1].legend(fontsize=8, frameon=False, loc="lower right")
+    axes[1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig_png(fig)
 
@@ -188,14 +199,23 @@ def pitch_png(df) -> bytes:
         for patch in box["boxes"]:
             patch.set_facecolor(shades[g])
             patch.set_alpha(0.7)
-        ax.bar([], [], color=shades[g], alpha=0.7, label=g)
     ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
     ax.set_title("median F0 per clip (Hz), by gender")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(handles=[_patch(shades[g], g, alpha=0.7) for g in genders], fontsize=8, frameon=False)
     _clean(ax)
     _violins(axes[1], df, "voiced_share", order, "voiced share of frames")
     fig.tight_layout()
     return fig_png(fig)
+
+
+def _envelope(y: np.ndarray, *, sr: int, bins: int = 1500) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min and max of ``y`` in ``bins`` equal slices (what a waveform plot shows, 40x fewer points)."""
+    n = max(1, len(y) // bins)
+    m = len(y) // n
+    if m == 0:
+        return np.zeros(1), np.zeros(1), np.zeros(1)
+    blocks = y[: m * n].reshape(m, n)
+    return blocks.min(axis=1), blocks.max(axis=1), (np.arange(m) + 0.5) * n / sr
 
 
 def examples_png(examples: list[tuple[str, str, np.ndarray]], *, sr: int = 16000) -> bytes:
@@ -209,10 +229,10 @@ def examples_png(examples: list[tuple[str, str, np.ndarray]], *, sr: int = 16000
     cfg = LogMelConfig()
     for row, (label, caption, y) in enumerate(examples):
         color = emotion_colors([label])[0]
-        t = np.arange(len(y)) / sr
+        lo, hi, t = _envelope(y, sr=sr)
         ax = axes[row, 0]
-        ax.plot(t, y, color=color, linewidth=0.4)
-        ax.set_xlim(0, max(t[-1] if len(t) else 1.0, 1e-3))
+        ax.fill_between(t, lo, hi, color=color, linewidth=0)
+        ax.set_xlim(0, max(len(y) / sr, 1e-3))
         lim = max(0.05, float(np.max(np.abs(y))) if len(y) else 1.0)
         ax.set_ylim(-lim, lim)
         ax.set_ylabel(label, fontsize=10, color=color, fontweight="bold")

@@ -51,7 +51,7 @@ def load_batch(out: str | os.PathLike) -> tuple:
         stamps = [t if isinstance(t, str) and t else parse_timestamp(f) for t, f in zip(files["timestamp"], files["file"], strict=True)]
         files["timestamp"] = pd.to_datetime(pd.Series(stamps, dtype="object"), errors="coerce")
         files["hour"] = files["timestamp"].dt.hour
-        files["weekday"] = files["timestamp"].dt.dayofweek
+        files["weekday"] = files["timestamp"].dt.day_of_week
     return files, segments, errors, labels
 
 
