@@ -158,7 +158,8 @@ def render_html(result: dict, figures: dict[str, bytes], *, recipe: dict, run: d
     parts.append(f"<p>Command: <code>{html.escape(run.get('command', ''))}</code></p>")
     parts.append(_table(["package", "version"], [[k, v] for k, v in run["versions"].items()]))
     clean = {k: v for k, v in recipe.items() if not k.startswith("_")}
-    parts.append("<details open><summary>Recipe</summary><pre>" + html.escape(json.dumps(clean, indent=2)) + "</pre></details>")
+    parts.append("<details><summary>Recipe (a protocol picks its own corpora and label view; [data] is what "
+                 "<code>emovox train</code> uses)</summary><pre>" + html.escape(json.dumps(clean, indent=2)) + "</pre></details>")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>"
             + "\n".join(parts) + "</main></body></html>\n")

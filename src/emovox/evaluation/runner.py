@@ -97,6 +97,7 @@ class _Neural:
         from ..audio import load
 
         self.recipe, self.items, self.quick, self.workdir, self.threads = recipe, items, quick, workdir, threads
+        self.verbose = progress
         self.waves = [load(it.path) for it in bar(items, total=len(items), desc="audio", enabled=None if progress else False)]
 
     def fit(self, fold: Fold, name: str):
@@ -107,6 +108,7 @@ class _Neural:
             est.epochs = min(int(est.epochs), QUICK_EPOCHS)
         if self.threads:
             est.threads = self.threads
+        est.verbose = self.verbose  # one line per epoch
         if self.workdir is not None:  # resumable: `emovox train` uses DIR/checkpoints, protocols one per fold
             sub = self.workdir / "checkpoints"
             est.checkpoint_dir = str(sub if name == "validation" else sub / name)
