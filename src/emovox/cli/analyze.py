@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+# numpy is not imported yet in a CLI process: keep OpenBLAS to one thread (the log-mel's small
+# products only get slower with more; ONNX Runtime has its own threads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import json
 
 from .predict import add_model_arguments

@@ -7,6 +7,11 @@ printed, and the exit status is then 3.
 from __future__ import annotations
 
 import argparse
+import os
+
+# numpy is not imported yet in a CLI process: keep OpenBLAS to one thread (the log-mel's small
+# products only get slower with more; ONNX Runtime has its own threads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import json
 import sys
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, AudioSource, describe, load, stream, validate
 from ..errors import AudioError, ParameterError
-from .predictor import NO_SPEECH, Predictor
+from .predictor import NO_SPEECH, Predictor, single_thread_blas
 from .segmentation import SegmentConfig, Segmenter, split_turn
 from .summary import smooth, summarize
 from .vad import FRAME_SAMPLES, FrameVAD, frame_energy_db, is_steady
@@ -195,6 +195,17 @@ def analyze(
     if smoothing < 0:
         raise ParameterError(f"smoothing must be >= 0, got {smoothing}")
     predictor = predictor or Predictor.load()
+    with single_thread_blas():
+        return _analyze(source, predictor=predictor, channels=channels, channel_names=channel_names,
+                        smoothing=smoothing, block_seconds=block_seconds, vad=vad,
+                        aggressiveness=aggressiveness, segment_config=segment_config,
+                        hop_seconds=hop_seconds, name=name)
+
+
+def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels: Literal["mix", "split"],
+             channel_names: Sequence[str], smoothing: int, block_seconds: float,
+             vad: Literal["webrtc", "energy"], aggressiveness: int | None,
+             segment_config: SegmentConfig | None, hop_seconds: float | None, name: str | None) -> Analysis:
     hop = predictor.hop_samples if hop_seconds is None else int(round(hop_seconds * SAMPLE_RATE))
     if not 0 < hop <= predictor.window_samples:
         raise ParameterError(f"hop_seconds must be in (0, window_seconds], got {hop_seconds}")
