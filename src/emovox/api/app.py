@@ -32,7 +32,7 @@ Send audio in any format ffmpeg reads, as the multipart field `file` or as a raw
 """
 
 
-def _schemas():
+def _schemas() -> tuple[type, ...]:
     """Pydantic models of the responses (built lazily: pydantic comes with the api extra)."""
     from pydantic import BaseModel, ConfigDict, Field
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..audio import SAMPLE_RATE, load
 from ..inference.predictor import Predictor
@@ -68,7 +68,7 @@ class Service:
         if seconds is not None and seconds > limit:
             raise ApiError(413, "audio_too_long", f"audio is {seconds:.1f} s long; the limit is {limit:g} s")
 
-    def decode(self, upload: Upload, *, channels: str = "mix"):
+    def decode(self, upload: Upload, *, channels: Literal["mix", "split"] = "mix"):
         """Audio of an upload at 16 kHz (``(n,)`` for mix, ``(channels, n)`` for split)."""
         self._check_duration(probe_duration(upload.data, name=upload.name))
         y = load(upload.data, channels=channels)
@@ -81,7 +81,7 @@ class Service:
         return {"emotion": p.label, "confidence": p.confidence, "uncertain": p.uncertain,
                 "probabilities": p.probabilities}
 
-    def analyze(self, upload: Upload, *, channels: str = "mix") -> dict:
+    def analyze(self, upload: Upload, *, channels: Literal["mix", "split"] = "mix") -> dict:
         """The ``Analysis.to_dict()`` of an upload: what ``emovox analyze --out x.json`` writes."""
         from ..inference.analysis import analyze
 
