@@ -118,3 +118,33 @@ def test_serve_and_ui_reject_bad_options(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert main(["ui", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_service_bounds_concurrency_and_times_out(predictor):
+    import time
+
+    import anyio
+
+    from emovox.api.errors import ApiError
+    from emovox.api.service import Service
+
+    async def scenario():
+        service = Service(predictor, Settings(max_concurrency=2, request_timeout=1.0))
+        running, peak = 0, 0
+
+        def work():
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            time.sleep(0.05)
+            running -= 1
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(service.run, work)
+        assert peak == 2
+        with pytest.raises(ApiError) as err:
+            await service.run(time.sleep, 3.0)
+        assert err.value.status == 504 and err.value.type == "timeout"
+
+    anyio.run(scenario)
