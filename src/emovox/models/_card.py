@@ -30,6 +30,10 @@ def render_card(meta: dict) -> str:
     int8 = (f"int8 model (dynamic quantisation of dense and recurrent layers): validation UA "
             f"{q['all']['ua']:.3f} vs {val['all']['ua']:.3f} fp32." if q and val else "")
     size = meta.get("onnx", {}).get("bytes", {})
+    rob = m.get("robustness", {})
+    if rob:
+        int8 += ("\n\nThe same validation clips through simulated channels (UA / WA): "
+                 + "; ".join(f"{k} {v['ua']:.3f} / {v['wa']:.3f}" for k, v in rob.items()) + ".")
     return f"""# Model card: {meta.get('name')} ({meta.get('version')})
 
 ## What it is

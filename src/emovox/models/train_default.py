@@ -76,6 +76,20 @@ def _metrics(logits: np.ndarray, y: np.ndarray, corpora: np.ndarray) -> dict:
     return out
 
 
+def robustness(est: NeuralClassifier, waves: list[np.ndarray], y: np.ndarray, corpora: np.ndarray,
+               *, seed: int = 0) -> dict:
+    """Validation metrics under channel shifts: telephone band + mu-law, pink noise at 10 dB SNR, reverb."""
+    from .augment import add_noise, reverb, telephone
+
+    rng = np.random.default_rng(seed)
+    shifted = {
+        "telephone": [telephone(w) for w in waves],
+        "noise_10db": [add_noise(w, rng, snr_db=(10, 10), colors=("pink",)) for w in waves],
+        "reverb_0.6s": [reverb(w, rng, rt60=(0.6, 0.6), wet=(0.5, 0.5)) for w in waves],
+    }
+    return {name: _metrics(est.decision_function(ws), y, corpora) for name, ws in shifted.items()}
+
+
 def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None, recipe: dict, *,
                   runs_dir: str | os.PathLike = "runs", verbose: bool = True) -> dict:
     """Train ``recipe`` on the corpora under ``data_dir`` and write the model directory.
@@ -111,6 +125,8 @@ def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     metrics = {"validation": _metrics(logits, y, val_corpora),
                "validation_speakers": sorted(val_spk),
                "ece_before": est.metrics_["ece_before"], "ece_after": est.metrics_["ece_after"]}
+    val_waves = [by_path[it.path] for it in val_items]
+    metrics["robustness"] = {k: v["all"] for k, v in robustness(est, val_waves, y, val_corpora).items()}
     model_dir = run / "model"
     est.save(model_dir, name=f"emovox-{recipe.get('name', 'default')}",
              extra={"training": {"recipe": recipe, "view": view.name, "corpora": sorted(corpora),
