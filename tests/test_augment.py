@@ -102,9 +102,9 @@ def test_fit_never_augments_validation(monkeypatch):
     seen: list[float] = []
     original = A.Augmenter.apply
 
-    def spy(self, y, rng):
+    def spy(self, y, rng, plan=None):
         seen.append(float(np.abs(y).max()))
-        return original(self, y, rng)
+        return original(self, y, rng, plan)
 
     monkeypatch.setattr(A.Augmenter, "apply", spy)
     train = [0.25 * _speechlike(1.0, seed=i) for i in range(8)]  # peaks < 0.5

@@ -97,10 +97,11 @@ class TrainLoop:
     """Runs the epochs for ``est`` (a NeuralClassifier with ``model_`` built) and keeps the best."""
 
     def __init__(self, est: Any, data: list[np.ndarray], y: np.ndarray, val_windows: list[np.ndarray],
-                 val_y: np.ndarray, *, augmenter: Any, groups: list[str] | None):
+                 val_y: np.ndarray, *, augmenter: Any, groups: list[str] | None,
+                 waves: list[np.ndarray] | None = None):
         import torch
 
-        self.est, self.data, self.y = est, data, y
+        self.est, self.data, self.y, self.waves = est, data, y, waves
         self.val_windows, self.val_y = val_windows, val_y
         self.aug = augmenter
         self.groups = groups
@@ -138,8 +139,13 @@ class TrainLoop:
         from ..features.logmel import logmel
 
         x = self.data[i]
-        if self.aug.wave_active:
-            x = logmel(self.aug.apply(x, self.rng), config=self.est.frontend)
+        plan = self.aug.plan(self.rng) if self.waves is not None else []
+        if plan:  # augment a random ~1.25-window stretch of the waveform, then its log-mel
+            w, span = self.waves[i], int(1.25 * self.est.window_seconds * self.est.frontend.sr)
+            if len(w) > span:
+                s = int(self.rng.integers(0, len(w) - span + 1))
+                w = w[s : s + span]
+            x = logmel(self.aug.apply(w, self.rng, plan), config=self.est.frontend)
         n = x.shape[-1]
         if n > self.window:
             s = int(self.rng.integers(0, n - self.window + 1))

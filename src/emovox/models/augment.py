@@ -201,12 +201,16 @@ class Augmenter:
     def wave_active(self) -> bool:
         return bool(self.wave)
 
-    def apply(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Apply each enabled waveform augmentation with its probability, ``[n] -> [m]`` float32."""
-        for name, opts in self.wave:
-            if rng.random() < opts["p"]:
-                kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in opts.items() if k != "p"}
-                y = WAVE_AUGMENTATIONS[name](y, rng, **kwargs)
+    def plan(self, rng: np.random.Generator) -> list[tuple[str, dict]]:
+        """Draw which waveform augmentations fire for one item (each with its ``p``)."""
+        return [(name, opts) for name, opts in self.wave if rng.random() < opts["p"]]
+
+    def apply(self, y: np.ndarray, rng: np.random.Generator,
+              plan: list[tuple[str, dict]] | None = None) -> np.ndarray:
+        """Apply the waveform augmentations of ``plan`` (default: drawn now), ``[n] -> [m]`` float32."""
+        for name, opts in self.plan(rng) if plan is None else plan:
+            kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in opts.items() if k != "p"}
+            y = WAVE_AUGMENTATIONS[name](y, rng, **kwargs)
         y = np.nan_to_num(y.astype(np.float32, copy=False))
         return np.clip(y, -1.0, 1.0) if np.abs(y).max() > 1.0 else y
 

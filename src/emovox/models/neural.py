@@ -154,14 +154,14 @@ class NeuralClassifier:
         self.model_ = build_model(self.dims_)
         augmenter = Augmenter(self.augment or {}, sr=self.frontend.sr)
         t0 = time.time()
-        if augmenter.wave_active:  # waveform augmentation: keep trimmed waves, log-mel per epoch
-            train_data = [trim_silence(np.asarray(w, dtype=np.float32)) for w in waves]
-        else:
-            train_data = [self._logmel(w) for w in waves]
+        train_data = [self._logmel(w) for w in waves]
+        # Waveform augmentation keeps the trimmed waves; items it does not touch use the log-mel.
+        train_waves = ([trim_silence(np.asarray(w, dtype=np.float32)) for w in waves]
+                       if augmenter.wave_active else None)
         val_windows = [self._windows(w) for w in val[0]]
         self._log(f"features of {len(waves)} + {len(val[0])} clips in {time.time() - t0:.1f} s")
         loop = T.TrainLoop(self, train_data, y_idx, val_windows, val_y, augmenter=augmenter,
-                           groups=groups)
+                           groups=groups, waves=train_waves)
         loop.run()
         self.history_ = loop.history
         val_logits = loop.best_val_logits
