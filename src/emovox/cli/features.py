@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                         n_jobs=args.jobs, progress=True, on_error="raise" if args.strict else "skip")
     bad = {p for p, _ in res.errors}
     for _path, message in res.errors:
-        print(f"emovox: error: {message}", file=sys.stderr)
+        print(f"emovox: left out: {message}", file=sys.stderr)
     keep = [k for k, i in enumerate(items) if i.path not in bad]
     if not keep:
         raise DataError(f"none of the {len(items)} files could be read")
