@@ -93,15 +93,26 @@ def run(url: str, pid: int | None, args: argparse.Namespace) -> dict:
     kwargs = {"endpoint": args.endpoint, "concurrency": args.concurrency, "headers": headers}
     asyncio.run(hammer(url, clip, requests=args.warmup, **kwargs))
     rss_before = rss_bytes(pid) if pid else 0
-    latencies, errors, wall = asyncio.run(hammer(url, clip, requests=args.requests, **kwargs))
+    latencies: list[float] = []
+    errors: list[str] = []
+    wall = 0.0
+    rss_rounds = []
+    for _ in range(args.rounds):  # memory after each round: flat, or growing?
+        lat, err, w = asyncio.run(hammer(url, clip, requests=args.requests, **kwargs))
+        latencies += lat
+        errors += err
+        wall += w
+        rss_rounds.append(round(rss_bytes(pid) / 2**20, 1) if pid else 0.0)
     rss_after = rss_bytes(pid) if pid else 0
     ms = np.array(latencies) * 1000
+    total = args.requests * args.rounds
     return {
-        "endpoint": f"/v1/{args.endpoint}", "clip_seconds": args.seconds, "requests": args.requests,
+        "endpoint": f"/v1/{args.endpoint}", "clip_seconds": args.seconds, "requests": total,
         "concurrency": args.concurrency, "errors": len(errors), "error_samples": errors[:3],
+        "rss_per_round_mb": rss_rounds,
         "p50_ms": round(float(np.percentile(ms, 50)), 1), "p90_ms": round(float(np.percentile(ms, 90)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1),
-        "req_per_s": round(args.requests / wall, 1), "wall_s": round(wall, 2),
+        "req_per_s": round(total / wall, 1), "wall_s": round(wall, 2),
         "rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1),
         "load_avg": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
     }
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=300)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=1, help="repeat the measured requests; RSS after each round")
     p.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4 s)")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = p.parse_args(argv)
@@ -138,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
               f"concurrency {result['concurrency']}: p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, "
               f"p99 {result['p99_ms']} ms, {result['req_per_s']} req/s, {result['errors']} errors; "
               f"server RSS {result['rss_before_mb']} -> {result['rss_after_mb']} MB "
+              f"(after each round: {result['rss_per_round_mb']}) "
               f"(load average {result['load_avg'][0]} on {result['cpus']} CPUs)")
         for e in result["error_samples"]:
             print("  error:", e, file=sys.stderr)

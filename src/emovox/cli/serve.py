@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="use the int8-quantised model")
     parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads per request (default: 1)")
     parser.add_argument("--max-concurrency", type=int, metavar="N",
-                        help="inferences at once per worker (default: CPU cores)")
+                        help="inferences at once per worker (default: CPU cores / workers)")
     parser.add_argument("--max-upload-mb", type=float, metavar="MB", help="largest upload (default: 25)")
     parser.add_argument("--max-duration", type=float, metavar="S", help="longest audio in seconds (default: 600)")
     parser.add_argument("--timeout", type=float, metavar="S", help="request timeout in seconds (default: 60)")
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             os.environ[var] = str(value)
     if args.int8:
         os.environ["EMOVOX_INT8"] = "1"
+    if not os.environ.get("EMOVOX_MAX_CONCURRENCY"):  # share the cores between the workers
+        os.environ["EMOVOX_MAX_CONCURRENCY"] = str(max(1, (os.cpu_count() or 1) // args.workers))
     settings = Settings.from_env()  # fail here, once, on a bad value
     from ..inference.model import load_card
 
