@@ -94,8 +94,8 @@ def extract_batch(
             cache.put(digest, vec)
 
     todo: list[tuple[int, str | None]] = []
-    bar = n_jobs == 1 and progress
-    for i, path in enumerate(_progress(paths, total=len(paths), desc=set, enabled=None if bar else False)):
+    desc = set if n_jobs == 1 else f"{set}: cache"  # in parallel, this pass only hashes and looks up
+    for i, path in enumerate(_progress(paths, total=len(paths), desc=desc, enabled=None if progress else False)):
         digest = None
         if cache is not None:
             try:
