@@ -8,6 +8,7 @@ copied to docs/img/ui.png for the README when EMOVOX_UPDATE_SCREENSHOT=1.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,16 +78,26 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def mic_wav(tmp_path_factory) -> Path:
+    """What Chromium's fake microphone plays (it loops the file)."""
+    return speak("This is a test of the microphone. I am speaking clearly and slowly.",
+                 tmp_path_factory.mktemp("mic") / "mic.wav")
+
+
+@pytest.fixture(scope="module")
+def browser(mic_wav):
+    fake_mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={mic_wav}"]
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + fake_mic)
         yield b
         b.close()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1,
+                                  permissions=["microphone"])
     page = context.new_page()
     page.set_default_timeout(60_000)
     yield page
@@ -94,7 +105,8 @@ def page(browser):
 
 
 def _metric(page, label: str) -> str:
-    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    name = page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    box = page.locator('[data-testid="stMetric"]').filter(has=name).first
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
@@ -164,3 +176,15 @@ def test_unreadable_upload_shows_an_error_not_a_traceback(app_url, page, tmp_pat
     alert = page.locator('[data-testid="stAlert"]').filter(has_text="not a readable audio file")
     alert.wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_record_from_the_microphone(app_url, page):
+    page.goto(app_url)
+    page.get_by_text("Record", exact=True).click()
+    page.get_by_role("button", name="Record").click()
+    page.wait_for_timeout(3500)  # Chromium's fake microphone plays the espeak-ng file
+    page.get_by_role("button", name="Stop recording").click()
+    page.get_by_text("Dominant emotion").wait_for()
+    speech = _metric(page, "Speech")
+    assert speech.endswith(" s") and float(speech[:-2]) > 1.0, speech
+    _charts_rendered(page, 2)
