@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
            "--server.maxUploadSize", str(args.max_upload_mb), "--server.fileWatcherType", "none",
            "--theme.base", "light"]
     print(f"emovox ui: http://{args.host}:{args.port}", flush=True)
-    try:
+    if os.name == "posix":  # become streamlit, so signals (Ctrl+C, docker stop, kill) reach it
+        os.execve(sys.executable, cmd, env)
+    try:  # pragma: no cover - Windows
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 130
