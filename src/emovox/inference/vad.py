@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import scipy.fft
 
 from ..audio import SAMPLE_RATE
 from ..errors import ParameterError
@@ -32,7 +33,9 @@ Method = Literal["webrtc", "energy"]
 
 def frame_energy_db(frames: np.ndarray) -> np.ndarray:
     """Mean power of each frame in dBFS. ``frames``: [n, FRAME_SAMPLES] -> [n]."""
-    return 10.0 * np.log10(np.mean(frames.astype(np.float32) ** 2, axis=1) + 1e-10)
+    frames = np.asarray(frames, dtype=np.float32)
+    power = np.einsum("ij,ij->i", frames, frames) / np.float32(frames.shape[1])
+    return 10.0 * np.log10(power + np.float32(1e-10))
 
 
 def spectral_flatness(frames: np.ndarray) -> np.ndarray:
@@ -42,8 +45,8 @@ def spectral_flatness(frames: np.ndarray) -> np.ndarray:
     """
     if len(frames) == 0:
         return np.zeros(0, dtype=np.float32)
-    spec = np.fft.rfft(frames * _HANN, n=_NFFT, axis=1)[:, _BAND]
-    power = spec.real**2 + spec.imag**2 + 1e-12
+    spec = scipy.fft.rfft(frames * _HANN, n=_NFFT, axis=1)[:, _BAND]  # float32 in, complex64 out
+    power = spec.real**2 + spec.imag**2 + np.float32(1e-12)
     return np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
 
 
@@ -112,9 +115,9 @@ class FrameVAD:
         if self._vad is not None:
             idx = np.flatnonzero(mask)
             if len(idx):
-                pcm = (np.clip(frames[idx], -1.0, 1.0) * 32767.0).astype("<i2")
-                is_speech = self._vad.is_speech
-                mask[idx] = [is_speech(row.tobytes(), SAMPLE_RATE) for row in pcm]
+                pcm = (np.clip(frames[idx], -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+                is_speech, step = self._vad.is_speech, 2 * FRAME_SAMPLES
+                mask[idx] = [is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)]
         return mask
 
 
