@@ -1,15 +1,14 @@
 """The web app in real headless Chromium (playwright) against ``streamlit run`` in a subprocess.
 
 Uses Debian's /usr/bin/chromium (never ``playwright install``). One Streamlit server per module;
-each test opens a fresh page. Screenshots go to the test's tmp dir; the upload one is also
-copied to docs/img/ui.png for the README when EMOVOX_UPDATE_SCREENSHOT=1.
+each test opens a fresh page. Screenshots go to the test's tmp dir. With EMOVOX_UPDATE_SCREENSHOT=1 the app runs the
+shipped model and the demo-call screenshot is saved to docs/img/ui.png for the README.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from emovox.api.testing import free_port
+from emovox.inference.model import default_model_dir
 from emovox.inference.toy import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak
@@ -57,11 +57,13 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    toy = make_toy_model(tmp_path_factory.mktemp("model") / "toy")
+    model = make_toy_model(tmp_path_factory.mktemp("model") / "toy")
+    if os.environ.get("EMOVOX_UPDATE_SCREENSHOT") and (default_model_dir() / "model.json").is_file():
+        model = default_model_dir()  # the README screenshot shows the shipped model
     log = tmp_path_factory.mktemp("logs") / "streamlit.log"
     port = free_port()
     cmd = [sys.executable, "-m", "emovox", "ui", "--port", str(port)]
-    env = {**os.environ, "EMOVOX_MODEL": str(toy)}
+    env = {**os.environ, "EMOVOX_MODEL": str(model)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -119,6 +121,20 @@ def _screenshot(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
+def _save_readme_png(src: Path, dst: Path) -> None:
+    """Crop the blank bottom, reduce to a 256-colour palette (a small PNG to commit)."""
+    from PIL import Image, ImageOps
+
+    img = Image.open(src).convert("RGB")
+    box = ImageOps.invert(img).getbbox()  # the non-white area
+    if box:
+        img = img.crop((0, 0, img.width, min(img.height, box[3] + 24)))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)
+    os.replace(tmp, dst)
+
+
 def _charts_rendered(page, minimum: int) -> None:
     charts = page.locator(".vega-embed")
     page.wait_for_function(f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length >= {minimum}")
@@ -148,9 +164,6 @@ def test_upload_a_file_shows_emotion_timeline_and_downloads(app_url, page, tmp_p
     shot = tmp_path / "ui.png"
     _screenshot(page, shot)
     assert shot.stat().st_size > 10_000
-    if os.environ.get("EMOVOX_UPDATE_SCREENSHOT"):
-        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, REPO / "docs" / "img" / "ui.png")
 
 
 def test_demo_call_has_one_lane_per_channel(app_url, page, tmp_path):
@@ -163,6 +176,8 @@ def test_demo_call_has_one_lane_per_channel(app_url, page, tmp_path):
     assert page.locator(".vega-embed").first.bounding_box()["height"] > MONO_MAX + 80, "one lane per channel"
     assert page.get_by_role("heading", name="Per channel").is_visible()
     _screenshot(page, tmp_path / "demo.png")
+    if os.environ.get("EMOVOX_UPDATE_SCREENSHOT"):
+        _save_readme_png(tmp_path / "demo.png", REPO / "docs" / "img" / "ui.png")
 
 
 def test_unreadable_upload_shows_an_error_not_a_traceback(app_url, page, tmp_path):

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
            "--server.address", args.host, "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.maxUploadSize", str(args.max_upload_mb), "--server.fileWatcherType", "none",
-           "--theme.base", "light"]
+           "--theme.base", "light", "--client.toolbarMode", "viewer"]
     print(f"emovox ui: http://{args.host}:{args.port}", flush=True)
     if os.name == "posix":  # become streamlit, so signals (Ctrl+C, docker stop, kill) reach it
         os.execve(sys.executable, cmd, env)

@@ -172,8 +172,8 @@ def main() -> None:
             return
     show_headline(result, clip)
     st.subheader("Timeline")
-    st.caption("Coloured bands: the emotion of each speech segment (hover for probabilities; drag to zoom, "
-               "double-click to reset). Dark: the waveform envelope.")
+    st.caption("Coloured bands: the emotion of each speech segment, paler when uncertain (hover for "
+               "probabilities; drag to zoom, double-click to reset). Dark: the waveform envelope.")
     st.altair_chart(timeline_chart(result), width="stretch")
     show_summary(result, clip)
     st.subheader("Spectrogram (log-mel)")

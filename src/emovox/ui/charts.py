@@ -66,7 +66,7 @@ def timeline_chart(analysis, *, width: int | str = "container", lane_height: int
     """Emotion segments drawn over the waveform envelope, one lane per channel.
 
     Drag to zoom the time axis (shared by the lanes), hover a segment for its probabilities,
-    double-click to reset.
+    double-click to reset. Uncertain segments are paler.
 
     Parameters
     ----------
@@ -89,10 +89,12 @@ def timeline_chart(analysis, *, width: int | str = "container", lane_height: int
     for i, name in enumerate(analysis.channels):
         last = i == len(analysis.channels) - 1
         x_axis = alt.Axis(title="time (s)" if last else None, labels=last, grid=False)
-        band = alt.Chart(segs[segs["channel"] == name]).mark_rect(opacity=0.55).encode(
+        band = alt.Chart(segs[segs["channel"] == name]).mark_rect().encode(
             x=alt.X("start:Q", scale=x_scale, axis=x_axis), x2="end:Q",
             y=alt.value(0), y2=alt.value(lane_height),
             color=alt.Color("emotion:N", scale=colors, legend=alt.Legend(title="emotion", orient="top")),
+            opacity=alt.Opacity("uncertain:N", scale=alt.Scale(domain=["no", "yes"], range=[0.7, 0.3]),
+                                legend=alt.Legend(title="uncertain", orient="top")),
             tooltip=[alt.Tooltip("emotion:N"), alt.Tooltip("confidence:Q", format=".2f"),
                      alt.Tooltip("start:Q", format=".2f", title="start (s)"),
                      alt.Tooltip("end:Q", format=".2f", title="end (s)"),
