@@ -12,15 +12,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from urllib.parse import unquote, urlparse
 
 from ..errors import EmovoxError
 
-__all__ = ["ANALYSIS_SCHEMA", "analyze_partition", "features_partition", "get_predictor", "to_tables"]
+__all__ = ["ANALYSIS_SCHEMA", "analyze_partition", "features_partition", "get_predictor", "to_tables", "file_key"]
 
 #: Output schema of :func:`analyze_partition` (one row per input file).
 ANALYSIS_SCHEMA = "file string, ok boolean, error string, result string, seconds double"
 
 _PREDICTORS: dict[tuple, object] = {}
+
+
+def file_key(path: str) -> str:
+    """The name a file goes by in the tables: Spark's ``file:/a%20b.wav`` -> ``/a b.wav``; URIs as is."""
+    return unquote(urlparse(path).path) if path.startswith("file:") else path
 
 
 def get_predictor(model_dir: str | None, int8: bool = False):
@@ -61,7 +67,7 @@ def analyze_partition(batches: Iterator, *, model_dir: str | None, int8: bool = 
         rows = []
         has_content = "content" in pdf.columns
         for i in range(len(pdf)):
-            file = pdf["file"].iat[i]
+            file = file_key(pdf["file"].iat[i])
             t0 = time.perf_counter()
             source = bytes(pdf["content"].iat[i]) if has_content else file
             ok, error, result = _analyze_one(source, file, predictor, channels)

@@ -17,12 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Literal
-from urllib.parse import unquote, urlparse
 
 from .._progress import progress
 from ..errors import ParameterError
 from .inputs import check_out, parse_timestamp, resolve_inputs
 from .jobs import ANALYSIS_SCHEMA, analyze_partition, to_tables
+from .jobs import file_key as _key
 from .spark import list_audio, read_bytes, spark_session
 from .store import BatchStore
 
@@ -49,11 +49,6 @@ class BatchResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "audio_hours_per_minute": round(self.audio_hours_per_minute, 4)}
-
-
-def _key(path: str) -> str:
-    """Spark's name of a local file (``file:/a%20b.wav``) -> the plain absolute path."""
-    return unquote(urlparse(path).path) if path.startswith("file:") else path
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

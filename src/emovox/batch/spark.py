@@ -82,6 +82,7 @@ def spark_session(master: str | None = None, *, app_name: str = "emovox", shuffl
         return active
     # pyspark warns that it has not been validated with pandas 3; the Arrow paths emovox uses work
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pyspark")
     builder = SparkSession.builder.appName(app_name).master(master or DEFAULT_MASTER)
     java_opts = f"-Dlog4j2.configurationFile=file:{_log4j_file()}"
     for key, value in {**_CONF, "spark.driver.extraJavaOptions": java_opts, **(conf or {})}.items():
