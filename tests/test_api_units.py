@@ -148,3 +148,30 @@ def test_service_bounds_concurrency_and_times_out(predictor):
         assert err.value.status == 504 and err.value.type == "timeout"
 
     anyio.run(scenario)
+
+
+def test_api_imports_no_training_stack(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from emovox.api.app import create_app; from emovox.api import service, streaming; "
+            "create_app(); heavy = {'torch', 'librosa', 'sklearn', 'pandas', 'streamlit'} & set(sys.modules); "
+            "print(sorted(heavy)); sys.exit(bool(heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shipped_model_serves_when_present(tmp_path):
+    from emovox.inference.model import default_model_dir
+
+    if not (default_model_dir() / "model.json").is_file():
+        pytest.skip("no shipped model yet")
+    fastapi_testclient = pytest.importorskip("fastapi.testclient")
+    from emovox.api.app import create_app
+
+    wav = speak("Good morning, I would like to change my address please.", tmp_path / "s.wav")
+    with fastapi_testclient.TestClient(create_app(Settings(model_dir=None))) as client:
+        health = client.get("/v1/health").json()
+        assert health["model"]["name"] == Predictor.load().card.name
+        r = client.post("/v1/predict", files={"file": ("s.wav", wav.read_bytes(), "audio/wav")})
+        assert r.status_code == 200 and r.json()["emotion"] in (*Predictor.load().labels, "no_speech")
