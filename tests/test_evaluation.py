@@ -232,9 +232,10 @@ def test_report_is_self_contained(tmp_path):
     page = write_run(tmp_path / "run", result, recipe={"name": "r", "seed": 3}, rows=rows, histories=hist, command="emovox x")
     text = page.read_text()
     for name in ("config.json", "run.json", "metrics.json", "predictions.csv", "confusion.png", "roc.png",
-                 "per_speaker.png", "per_gender.png", "curves.png", "folds.png"):
+                 "per_speaker.png", "per_gender.png", "curves.png"):
         assert (tmp_path / "run" / name).is_file(), name
-    assert text.count("data:image/png;base64,") == 6
+    assert not (tmp_path / "run" / "folds.png").exists()  # one fold: no per-fold chart
+    assert text.count("data:image/png;base64,") == 5 and "± " not in text.split("<h2>")[0]
     assert not re.search(r'src="(?!data:)', text) and "<link" not in text  # nothing to fetch
     assert json.loads((tmp_path / "run" / "run.json").read_text())["seed"] == 3
     assert "numpy" in json.loads((tmp_path / "run" / "run.json").read_text())["versions"]

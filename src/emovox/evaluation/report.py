@@ -66,6 +66,10 @@ def _pct(x: float | None) -> str:
     return "–" if x is None or x != x else f"{100 * x:.1f}"
 
 
+def _auc(x: float | None) -> str:
+    return "–" if x is None or x != x else f"{x:.3f}"
+
+
 def _ms(s: dict | None) -> str:
     return "–" if not s else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
@@ -100,22 +104,26 @@ def render_html(result: dict, figures: dict[str, bytes], *, recipe: dict, run: d
     """The report page: summary cards, per-fold and per-class tables, plots, config and environment."""
     s, pooled = result["summary"], result["pooled"]
     title = f"{result['recipe']} — {result['title']}"
+    number = str(result.get("protocol_number") or "")
+    single = len(result["folds"]) == 1
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f'<p class="sub">protocol {html.escape(str(result["protocol_number"]))} · {html.escape(result["protocol"])} · '
-             f'view {html.escape(result["view"])} · seed {run["seed"]} · {len(result["folds"])} fold(s) · '
+             f'<p class="sub">{"protocol " + html.escape(number) + " · " if number not in ("", "–") else ""}'
+             f'{html.escape(result["protocol"])} · '
+             f'view {html.escape(result["view"])} · seed {run["seed"]} · {len(result["folds"])} fold{"" if single else "s"} · '
              f'{pooled["n"]} test clips · {html.escape(run["finished"])}</p>']
     if not result.get("speaker_independent", True):
         parts.append('<p class="warn">Speakers are on both sides of this split: these figures are inflated '
                      "and do not predict accuracy on new voices. Compare with the speaker-independent protocols.</p>")
     if result.get("quick"):
         parts.append('<p class="warn">Quick run (first fold only, shortened training): not a benchmark figure.</p>')
-    cards = [("UA (unweighted avg. recall)", _ms(s.get("ua"))), ("WA (accuracy)", _ms(s.get("wa"))),
-             ("macro-F1", _ms(s.get("macro_f1"))), ("macro AUC (pooled)", _pct(pooled.get("auc_macro")))]
+    fmt = (lambda v: _pct(v["mean"]) if v else "–") if single else _ms
+    cards = [("UA (unweighted avg. recall)", fmt(s.get("ua"))), ("WA (accuracy)", fmt(s.get("wa"))),
+             ("macro-F1", fmt(s.get("macro_f1"))), ("macro AUC" + ("" if single else " (pooled)"), _auc(pooled.get("auc_macro")))]
     parts.append('<div class="cards">' + "".join(f"<div class='card'><b>{v}</b><span>{html.escape(k)}</span></div>"
                                                  for k, v in cards) + "</div>")
-    parts.append("<p>Mean ± sample std over folds, in percent. Chance UA is "
+    parts.append(("<p>In percent. " if single else "<p>Mean ± sample std over folds, in percent. ") + "Chance UA is "
                  f"{100 / max(1, len(pooled['labels'])):.1f}% for {len(pooled['labels'])} classes.</p>")
-    parts.append("<h2>Folds</h2>")
+    parts.append("<h2>Test set</h2>" if single else "<h2>Folds</h2>")
     rows = [[f["name"], f["n_train"], f["n_val"], f["n_test"], len(f["labels"]), _pct(f["metrics"]["ua"]),
              _pct(f["metrics"]["wa"]), _pct(f["metrics"]["macro_f1"]), f"{f['train_seconds']:.1f}",
              f"{f['infer_ms_per_clip']:.2f}"] for f in result["folds"]]
@@ -123,7 +131,7 @@ def render_html(result: dict, figures: dict[str, bytes], *, recipe: dict, run: d
                          "predict ms/clip"], rows))
     if "folds" in figures:
         parts.append(_img(figures["folds"], "scores per fold"))
-    parts.append("<h2>Per class (all folds pooled)</h2>")
+    parts.append("<h2>Per class</h2>" if single else "<h2>Per class (all folds pooled)</h2>")
     pc = pooled["per_class"]
     rows = [[lab, _pct(pc[lab]["precision"]), _pct(pc[lab]["recall"]), _pct(pc[lab]["f1"]), pc[lab]["support"],
              f"{pooled['roc'][lab]['auc']:.3f}" if lab in pooled.get("roc", {}) else "–"] for lab in pooled["labels"]]
@@ -174,9 +182,12 @@ def _size(n: int | None) -> str:
 def _figures(result: dict, histories: dict[str, list[dict]]) -> dict[str, bytes]:
     pooled = result["pooled"]
     labels = pooled["labels"]
+    n_folds = len(result["folds"])
     figs = {"confusion": plots.confusion_png(pooled["confusion"], labels,
-                                             title=f"Confusion, {len(result['folds'])} fold(s) pooled"),
-            "folds": plots.folds_png(result["folds"])}
+                                             title="Confusion (row %, count)" if n_folds == 1 else
+                                             f"Confusion, {n_folds} folds pooled (row %, count)")}
+    if n_folds > 1:
+        figs["folds"] = plots.folds_png(result["folds"])
     if pooled.get("roc"):
         figs["roc"] = plots.roc_png(pooled["roc"])
     chance = 1 / max(1, len(labels))
