@@ -165,3 +165,15 @@ def test_features_spark_matches_local(spark, corpus, tmp_path):
     import pyarrow.parquet as pq
 
     assert b"emovox.features" in pq.read_schema(tmp_path / "f.parquet").metadata
+
+
+def test_features_cli_engine_spark(spark, corpus, tmp_path):
+    from emovox.cli import main
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker\n" + "".join(f"{p},angry,s{k}\n" for k, p in enumerate(corpus["files"][:3])))
+    common = ["features", "--manifest", str(manifest), "--set", "logmel_stats", "--no-cache"]
+    assert main([*common, "--out", str(tmp_path / "s.parquet"), "--engine", "spark", "--partitions", "2"]) == 0
+    assert main([*common, "--out", str(tmp_path / "l.parquet")]) == 0
+    on_spark, local = pd.read_parquet(tmp_path / "s.parquet"), pd.read_parquet(tmp_path / "l.parquet")
+    pd.testing.assert_frame_equal(on_spark, local, check_exact=False, rtol=1e-6)

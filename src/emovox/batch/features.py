@@ -109,7 +109,7 @@ def run_features_spark(args: argparse.Namespace, items: Sequence) -> int:
     res = extract_features_spark(items, set=args.set, out=args.out, master=args.master,
                                  partitions=args.partitions, cache_dir=cache, strict=getattr(args, "strict", False))
     for _path, message in res["errors"]:
-        print(f"emovox: error: {message}", file=sys.stderr)
+        print(f"emovox: left out: {message}", file=sys.stderr)
     errors = f", {len(res['errors'])} unreadable file(s) left out" if res["errors"] else ""
     print(f"wrote {res['out']}: {res['rows']} files x {res['features']} features ({args.set}) on Spark "
           f"in {res['seconds']:.1f} s{errors}")

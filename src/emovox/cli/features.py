@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable file (default: skip it, list it, leave it out)")
+    from ..batch.features import add_engine_arguments
+
+    add_engine_arguments(p)
 
 
 def _items(args: argparse.Namespace) -> list[Item]:
@@ -76,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     pa = require("pyarrow", extra="train")
     pq = require("pyarrow.parquet", extra="train")
     items = _items(args)
+    if args.engine == "spark":
+        from ..batch.features import run_features_spark
+
+        return run_features_spark(args, items)
     res = extract_batch(items, set=args.set, cache_dir=False if args.no_cache else args.cache,
                         n_jobs=args.jobs, progress=True, on_error="raise" if args.strict else "skip")
     bad = {p for p, _ in res.errors}
