@@ -29,6 +29,7 @@ pytest.importorskip("uvicorn")
 ws_client = pytest.importorskip("websockets.sync.client")
 testing = pytest.importorskip("emovox.api.testing")
 
+pytestmark = pytest.mark.slow  # two server processes start once for the module (~10 s)
 KEY = "s3cret-key"
 MAX_MB = 1.0
 MAX_DURATION = 30

@@ -27,7 +27,8 @@ REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "description": "An audio file in any format ffmpeg reads: as the multipart field `file`, "
-                       "or as the raw body with an `audio/*` or `application/octet-stream` type.",
+                       "or as the raw body with an `audio/*` or `application/octet-stream` type "
+                       "(name it with the `X-Filename` header).",
         "content": {
             _MULTIPART: {"schema": {"type": "object", "required": ["file"],
                                     "properties": {"file": {"type": "string", "format": "binary"}}}},
