@@ -90,7 +90,11 @@ def test_streaming_updates_tile_the_stream(predictor, tmp_path):
     assert segments[2]["probabilities"] == pytest.approx({k: round(v, 4) for k, v in direct.probabilities.items()})
     summary = live.summary()
     assert summary["duration"] == pytest.approx(len(y) / SR, abs=1e-3) and summary["segments"] >= 1
-    assert len(live._buffer) <= live.window + 3200  # memory: only the last window is kept
+    assert len(live._buffer) <= live.window + live.step + 3200  # memory: about one window is kept
+    # the last (partial) update looks at the full window that ends with the stream
+    tail = predictor.predict(y[len(y) - 3 * SR :])
+    assert segments[-1]["emotion"] == tail.label
+    assert segments[-1]["window_start"] == pytest.approx((len(y) - 3 * SR) / SR, abs=1e-3)
 
 
 def test_streaming_one_big_chunk_equals_small_chunks(predictor):

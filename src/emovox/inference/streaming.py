@@ -122,6 +122,8 @@ class StreamingPredictor:
         clips = []
         for end in ends:
             a = max(0, end - self.window) - self._buffer_start
+            if a < 0:  # cannot happen while _trim keeps a window of history; never slice from the end
+                raise RuntimeError(f"streaming buffer lost audio: needs sample {a + self._buffer_start}")
             clips.append(self._buffer[a : end - self._buffer_start])
         out = []
         for end, p in zip(ends, self.predictor.predict_many(clips), strict=True):
@@ -138,8 +140,9 @@ class StreamingPredictor:
         return out
 
     def _trim(self) -> None:
-        """Keep the audio a future window can need: from ``emitted + step - window`` on."""
-        keep_from = max(0, self._emitted + self.step - self.window)
+        """Keep the audio a future window can need: any later end (a step, or :meth:`flush` just
+        after ``emitted``) looks back ``window`` samples, so keep from ``emitted - window`` on."""
+        keep_from = max(0, self._emitted - self.window)
         cut = keep_from - self._buffer_start
         if cut > 0:
             self._buffer = self._buffer[cut:].copy()
