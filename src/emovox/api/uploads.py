@@ -55,8 +55,12 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"upload larger than the limit of {limit / 2**20:.1f} MiB")
 
 
-async def _read_body(request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+async def _read_body(request, limit: int, *, stated: int | None = None) -> bytes:
+    """The request body, refusing (413) as soon as it exceeds ``limit`` bytes.
+
+    ``stated`` is the limit the error message names (the upload limit, without multipart slack).
+    """
+    stated = limit if stated is None else stated
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -64,12 +68,12 @@ async def _read_body(request, limit: int) -> bytes:
         except ValueError:
             raise ApiError(400, "bad_request", f"invalid Content-Length {declared!r}") from None
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(stated)
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise _too_large(limit)
+            raise _too_large(stated)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -90,7 +94,7 @@ async def read_upload(request, *, max_bytes: int) -> Upload:
     """
     media = _media_type(request.headers.get("content-type"))
     if media == _MULTIPART:
-        body = await _read_body(request, max_bytes + _MULTIPART_SLACK)
+        body = await _read_body(request, max_bytes + _MULTIPART_SLACK, stated=max_bytes)
         data, name = await _parse_multipart(request, body)
     elif media.startswith("audio/") or media in RAW_TYPES:
         data = await _read_body(request, max_bytes)
