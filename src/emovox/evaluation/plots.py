@@ -91,8 +91,11 @@ def history_png(histories: dict[str, list[dict]], *, title: str = "") -> bytes:
     a2.set_xlabel("epoch")
     a2.set_ylabel("validation UA (%)")
     a2.set_title("validation UA")
+    from matplotlib.ticker import MaxNLocator
+
     for a in (a1, a2):
         a.grid(alpha=0.3)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(histories) <= 6:
         a2.legend(fontsize=8)
     if title:
