@@ -128,3 +128,20 @@ def test_benchmark_cli_caches_runs(tmp_path, monkeypatch, capsys, protocol):
     assert "cached" in captured.err and "| t |" in captured.out
     saved = json.loads((tmp_path / "runs" / "t__p1" / "metrics.json").read_text())
     assert Path(saved["folds"][0]["name"]).name.startswith("fold")
+
+
+def test_benchmark_cached_only_lists_what_is_missing(tmp_path, monkeypatch, capsys, protocol):
+    import emovox.evaluation.runner as runner
+    from emovox.cli import main
+
+    recipe_file = tmp_path / "t.toml"
+    recipe_file.write_text('name = "t"\n[model]\narch = "logreg"\n[features]\nset = "logmel_stats"\n')
+    monkeypatch.setattr(runner, "build_protocol", lambda *a, **k: protocol)
+    base = ["benchmark", "--recipes", str(recipe_file), "--runs", str(tmp_path / "runs"), "--no-write", "--no-progress"]
+    assert main(base + ["--protocols", "1", "--quick"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(runner, "_run_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    assert main(base + ["--protocols", "1", "2", "--cached-only"]) == 0
+    out = capsys.readouterr().out
+    assert "(quick)" in out  # the quick run stands in for the missing full one
+    assert "--recipes t --protocols 1`" in out and "--recipes t --protocols 2`" in out

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3")
     p.add_argument("--speed", action="store_true",
                    help="run the inference speed benchmark (alone, unless --recipes or --protocols are given)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="run nothing: tabulate finished runs (a --quick run stands in for a missing full one) and "
+                        "list the commands for the rest")
     p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--docs", default="docs/benchmarks.md", help="file whose accuracy section is rewritten")
     p.add_argument("--threads", type=int, help="cap BLAS/torch threads while fitting (e.g. 1 on a shared machine)")
@@ -109,10 +112,26 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--data", args.data]
     if args.runs != "runs/benchmark":
         parts += ["--runs", args.runs]
-    parts += [flag for flag, on in (("--quick", args.quick), ("--speed", args.speed)) if on]
+    parts += [flag for flag, on in (("--quick", args.quick), ("--speed", args.speed),
+                                    ("--cached-only", args.cached_only)) if on]
     if args.threads:
         parts += ["--threads", str(args.threads)]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _run_dir(recipe: dict, key: str, runs: str, *, quick: bool) -> Path:
+    from ..evaluation.protocols import PROTOCOLS
+
+    return Path(runs) / f"{recipe['name']}__p{PROTOCOLS[key][0]}{'__quick' if quick else ''}"
+
+
+def _cached(recipe: dict, key: str, runs: str, *, quick: bool, hash_of) -> dict | None:
+    """The finished result of (recipe, protocol) if its run directory holds one for this exact recipe."""
+    done = _run_dir(recipe, key, runs, quick=quick) / "metrics.json"
+    if not done.is_file():
+        return None
+    saved = json.loads(done.read_text())
+    return saved if saved.get("recipe_hash") == hash_of(recipe, quick=quick) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,28 +147,36 @@ def run(args: argparse.Namespace) -> int:
     recipes = [load_recipe(r) for r in args.recipes]
     keys = [protocol_key(p) for p in args.protocols]
     command = _command(args)
-    results = []
+    results, missing = [], []
     for recipe in recipes:
         for key in keys:
-            number = PROTOCOLS[key][0]
-            out = Path(args.runs) / f"{recipe['name']}__p{number}{'__quick' if args.quick else ''}"
-            done = out / "metrics.json"
-            if done.is_file():
-                saved = json.loads(done.read_text())
-                if saved.get("recipe_hash") == recipe_hash(recipe, quick=args.quick):
-                    print(f"{recipe['name']} / protocol {number}: cached ({out})", file=sys.stderr)
-                    results.append(saved)
-                    continue
-            run_ = run_protocol(recipe, key, data_dir=args.data, out_dir=out, quick=args.quick,
-                                progress=not args.no_progress, command=command, threads=args.threads)
-            results.append(run_.result)
+            saved = _cached(recipe, key, args.runs, quick=args.quick, hash_of=recipe_hash)
+            if saved is None and args.cached_only and not args.quick:
+                saved = _cached(recipe, key, args.runs, quick=True, hash_of=recipe_hash)  # a quick run stands in
+                if saved is not None:
+                    missing.append((recipe["name"], PROTOCOLS[key][0]))
+            if saved is not None:
+                print(f"{recipe['name']} / protocol {PROTOCOLS[key][0]}: cached", file=sys.stderr)
+                results.append(saved)
+            elif args.cached_only:
+                missing.append((recipe["name"], PROTOCOLS[key][0]))
+            else:
+                out = _run_dir(recipe, key, args.runs, quick=args.quick)
+                results.append(run_protocol(recipe, key, data_dir=args.data, out_dir=out, quick=args.quick,
+                                            progress=not args.no_progress, command=command,
+                                            threads=args.threads).result)
     table = format_table(results) + _loco_table(results)
+    if missing:
+        table += ["", "Not run yet (quick runs above stand in; each run is resumable fold by fold):", ""]
+        table += [f"- `emovox benchmark --recipes {name} --protocols {number}`" for name, number in missing]
     print("\n".join(table))
     if not args.no_write:
         body = ("Mean ± sample std over folds (UA = unweighted average recall, WA = accuracy). Protocol 4 lets "
                 "speakers leak between train and test and is shown only to measure that inflation. Model size is "
                 "the pickled fitted estimator (neural: model.onnx); infer ms/clip = model + feature extraction "
-                "per test clip on this machine. Reports: `runs/benchmark/<recipe>__p<N>/report.html`.\n\n"
+                "per test clip (extraction timed on 8 clips of the first fold). Times were taken on the shared "
+                "2-core machine while other jobs ran (load 5-15), so they vary several-fold between rows; compare "
+                "the accuracy columns, not the times. Reports: `runs/benchmark/<recipe>__p<N>/report.html`.\n\n"
                 + "\n".join(table) + f"\n\nCommand:\n\n```\n{command}\n```")
         update_docs_section(args.docs, SECTION, body)
         print(f"\nupdated the '{SECTION}' section of {args.docs}", file=sys.stderr)
