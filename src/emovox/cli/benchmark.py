@@ -177,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
                 "per test clip (extraction timed on 8 clips of the first fold). Times were taken on the shared "
                 "2-core machine while other jobs ran (load 5-15), so they vary several-fold between rows; compare "
                 "the accuracy columns, not the times. Reports: `runs/benchmark/<recipe>__p<N>/report.html`.\n\n"
-                + "\n".join(table) + f"\n\nCommand:\n\n```\n{command}\n```")
+                + "\n".join(table) + f"\n\nCommand:\n\n```\n{command}\n```"
+                + ("\n\nWith --cached-only the table is assembled from finished runs; the command that computed each "
+                   "row is in its `runs/benchmark/<recipe>__p<N>/run.json` and report." if args.cached_only else ""))
         update_docs_section(args.docs, SECTION, body)
         print(f"\nupdated the '{SECTION}' section of {args.docs}", file=sys.stderr)
     if args.speed:
