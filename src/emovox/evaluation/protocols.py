@@ -82,7 +82,12 @@ def protocol_key(name: str | int) -> str:
 def map_items(items: Sequence[Item], view: str) -> list[Item]:
     """Items whose label the view keeps, relabelled to the view's classes (e.g. calm -> neutral)."""
     v = get_view(view)
-    return [dataclasses.replace(it, label=v.map(it.label)) for it in items if v.map(it.label) is not None]
+    out = []
+    for it in items:
+        label = v.map(it.label)
+        if label is not None:
+            out.append(dataclasses.replace(it, label=label))
+    return out
 
 
 def carve_validation(items: Sequence[Item], train: Sequence[int], *, fraction: float = 0.15,
@@ -191,6 +196,8 @@ def load_items(*, data_dir: str | os.PathLike | None = None, corpora: Sequence[s
         corpus = load_manifest(manifest)
         items = corpus.items
     elif list(corpora) == ["folder"]:
+        if data_dir is None:
+            raise ParameterError("give the folder-per-label layout with --data")
         items = load_corpus("folder", data_dir).items
     else:
         if data_dir is None:

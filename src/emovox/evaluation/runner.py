@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -299,7 +300,7 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
     data = validation_protocol(items, view=recipe["data"]["view"], seed=int(recipe.get("seed", 0)))
     run = evaluate_protocol(recipe, data, out_dir=out, quick=quick, progress=progress, log=log, keep_models=True,
                             threads=threads)
-    model = run.models["validation"]
+    model: Any = run.models["validation"]
     summary = {k: v["mean"] for k, v in run.result["summary"].items()}
     training = {"recipe": {k: v for k, v in recipe.items() if not k.startswith("_")},
                 "n_train": run.result["folds"][0]["n_train"], "n_val": run.result["folds"][0]["n_val"],
