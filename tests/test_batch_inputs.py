@@ -142,3 +142,16 @@ def test_store_commit_resume_and_orphans(toy: str, calls: Path, tmp_path: Path, 
         BatchStore(str(out)).open({**SETTINGS, "channels": "split"})
     assert BatchStore(str(out)).read("segments").empty
     assert len(BatchStore(str(out)).read("errors")) == 1
+
+
+def test_split_channels_columns(toy: str, calls: Path, voice: str):
+    y, sr = sf.read(voice, dtype="float32")
+    stereo = calls / "stereo.wav"
+    sf.write(stereo, np.stack([y, 0.5 * y[::-1]], axis=1), sr)
+    rows = next(analyze_partition(iter([pd.DataFrame({"file": [str(stereo), voice]})]), model_dir=toy,
+                                  channels="split"))
+    assert list(rows["ok"]) == [True, False] and "one channel" in rows["error"].iat[1]
+    rows["timestamp"] = None
+    files = to_tables(rows, labels=list(TOY_LABELS), channel_names=("agent", "customer"))["files"].to_pandas()
+    assert files["channels"].iat[0] == "agent,customer"
+    assert files["agent_speech_seconds"].iat[0] > 0 and files["customer_dominant_emotion"].iat[0] in TOY_LABELS

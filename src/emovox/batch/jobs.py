@@ -103,9 +103,13 @@ def _peak(summary: dict, key: str) -> tuple[float | None, float | None, str | No
     return float(top["start"]), float(top["score"]), top["channel"]
 
 
-def to_tables(pdf, *, labels: list[str]) -> dict:
+def to_tables(pdf, *, labels: list[str], channel_names: tuple[str, ...] = ()) -> dict:
     """Rows of :data:`ANALYSIS_SCHEMA` plus ``timestamp`` (pandas) -> pyarrow tables
-    ``segments``, ``files``, ``errors``."""
+    ``segments``, ``files``, ``errors``.
+
+    With ``channel_names`` (split stereo calls), ``files`` also has ``<name>_speech_seconds``,
+    ``<name>_dominant_emotion`` and ``<name>_negative_share`` per channel.
+    """
     import pyarrow as pa
 
     seg_rows, file_rows, err_rows = [], [], []
@@ -128,6 +132,11 @@ def to_tables(pdf, *, labels: list[str]) -> dict:
                "channels": ",".join(doc["channels"]), "speech_seconds": float(s["speech_seconds"]),
                "segments": int(s["segments"]), "dominant_emotion": s["dominant_emotion"]}
         row.update({f"share_{lab}": float(s["emotion_share"].get(lab, 0.0)) for lab in labels})
+        for name in channel_names:
+            c = s.get("per_channel", {}).get(name, {})
+            row.update({f"{name}_speech_seconds": c.get("speech_seconds"),
+                        f"{name}_dominant_emotion": c.get("dominant_emotion"),
+                        f"{name}_negative_share": c.get("negative_share")})
         row.update({"negative_share": float(s["negative_share"]), "uncertain_share": float(s["uncertain_share"]),
                     "anger_peak_start": start, "anger_peak_score": score, "anger_peak_channel": channel,
                     "model": f"{doc['model'].get('name')} v{doc['model'].get('version')}",
@@ -142,6 +151,9 @@ def to_tables(pdf, *, labels: list[str]) -> dict:
         [("file", pa.string()), ("timestamp", pa.string()), ("duration", pa.float64()), ("channels", pa.string()),
          ("speech_seconds", pa.float64()), ("segments", pa.int64()), ("dominant_emotion", pa.string())]
         + [(f"share_{lab}", pa.float64()) for lab in labels]
+        + [(f"{n}_{k}", t) for n in channel_names for k, t in (("speech_seconds", pa.float64()),
+                                                                ("dominant_emotion", pa.string()),
+                                                                ("negative_share", pa.float64()))]
         + [("negative_share", pa.float64()), ("uncertain_share", pa.float64()), ("anger_peak_start", pa.float64()),
            ("anger_peak_score", pa.float64()), ("anger_peak_channel", pa.string()), ("model", pa.string()),
            ("status", pa.string()), ("seconds", pa.float64())])

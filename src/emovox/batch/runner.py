@@ -119,6 +119,7 @@ def run_batch(
     BatchResult
     """
     from ..inference import Predictor
+    from ..inference.analysis import DEFAULT_CHANNEL_NAMES
 
     if channels not in ("mix", "split"):
         raise ParameterError(f"--channels must be 'mix' or 'split', got {channels!r}")
@@ -160,7 +161,7 @@ def run_batch(
                    total=len(chunks), desc="parts", enabled=None if show_progress else False)
     for pdf in bar:
         pdf["timestamp"] = [stamps.get(f) or stamps.get("file:" + f) or parse_timestamp(f) for f in pdf["file"]]
-        tables = to_tables(pdf, labels=labels)
+        tables = to_tables(pdf, labels=labels, channel_names=DEFAULT_CHANNEL_NAMES if channels == "split" else ())
         store.commit(tables)
         result.parts += 1
         result.ok += tables["files"].num_rows
