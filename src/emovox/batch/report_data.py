@@ -131,6 +131,7 @@ def clip_table(items: Sequence[Item], *, jobs: int = 1, cache: str | os.PathLike
                          columns=list(STAT_COLUMNS))
     out = pd.concat([meta, stats], axis=1)
     out["error"] = [errors.get(k, "") for k in keys]
+    out.attrs.update(computed=len(todo), cached=len(set(keys)) - len(todo))
     return out
 
 
@@ -200,6 +201,7 @@ def dataset_report(items: Sequence[Item], out: str | os.PathLike, *, sample: int
     chosen = _sample(list(items), sample, seed)
     df = clip_table(chosen, jobs=jobs, cache=cache, show_progress=show_progress)
     t_stats = time.perf_counter() - t0
+    counts = f"{df.attrs.get('computed', 0):,} computed, {df.attrs.get('cached', 0):,} from the cache"
     ok = df[df["error"] == ""]
     if ok.empty:
         raise DataError(f"none of the {len(df)} clips could be read")
@@ -231,7 +233,8 @@ def dataset_report(items: Sequence[Item], out: str | os.PathLike, *, sample: int
     parts.append(f"<h2>Tables for BI tools</h2><p>One row per clip: <code>{esc(tables[0].name)}</code> and "
                  f"<code>{esc(tables[1].name)}</code> next to this page (columns: "
                  f"{esc(', '.join(df.columns))}).</p>")
-    sub = (f"{source} · {len(df):,} clips · per-clip statistics {t_stats:.1f} s · page built in {seconds:.1f} s")
+    sub = (f"{source} · {len(df):,} clips · per-clip statistics {t_stats:.1f} s ({counts}) · "
+           f"page built in {seconds:.1f} s")
     atomic_write(out, page("Dataset report", sub, parts))
     return {"html": out, "tables": tables, "clips": len(ok), "errors": len(bad), "seconds": seconds,
             "stats_seconds": t_stats}
