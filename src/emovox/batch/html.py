@@ -27,7 +27,7 @@ _PALETTE = {
 }
 _EXTRA_CSS = """
 .fig2{display:grid;grid-template-columns:1fr 1fr;gap:14px}.note{color:#5b6475;font-size:13px;margin:2px 0 10px}
-table.wide td,table.wide th{padding:4px 7px;font-size:12.5px}table.wide td:last-child{text-align:left}
+table.wide td,table.wide th{padding:4px 7px;font-size:12.5px}table.wide td:last-child,table.wide th:last-child{text-align:left}
 table.wide td:first-child{word-break:break-all;max-width:420px}
 """
 

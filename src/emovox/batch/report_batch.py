@@ -93,6 +93,7 @@ def _per_file_png(files, labels: list[str], *, top: int = 40) -> bytes:
         ax.barh(names, vals, left=left, color=color, label=lab, height=0.8)
         left += vals
     ax.set_xlim(0, 100)
+    ax.set_ylim(-0.6, len(sub) - 0.4)
     ax.set_xlabel("% of the file's speech time")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(ncol=len(labels), fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0))
