@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _summary_line(result: dict) -> str:
     s = result["summary"]
-    return "  ".join(f"{label} {100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}%"
+    single = len(result["folds"]) == 1
+    return "  ".join(f"{label} {100 * s[k]['mean']:.1f}" + ("%" if single else f" ± {100 * s[k]['std']:.1f}%")
                      for k, label in (("ua", "UA"), ("wa", "WA"), ("macro_f1", "macro-F1")) if k in s)
 
 
