@@ -27,7 +27,7 @@ def render_card(meta: dict) -> str:
     val = m.get("validation", {})
     q = m.get("validation_int8", {})
     rows = "\n".join(_row(k, v) for k, v in val.items())
-    int8 = (f"int8 model (dynamic quantisation of dense and recurrent layers): validation UA "
+    int8 = (f"int8 model (dynamic quantisation of the dense layers; convolutions and GRU stay float): validation UA "
             f"{q['all']['ua']:.3f} vs {val['all']['ua']:.3f} fp32." if q and val else "")
     size = meta.get("onnx", {}).get("bytes", {})
     rob = m.get("robustness", {})

@@ -85,7 +85,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, *,
     """Dynamic int8 quantisation of the weights of ``op_types`` (convolutions stay float by default).
 
     Dynamic quantisation of convolutions (ConvInteger) is both slower and less accurate in
-    onnxruntime on CPU, so only the dense and recurrent layers are quantised.
+    onnxruntime on CPU, so only dense (and, where onnxruntime supports it, recurrent) layers are
+    quantised; for the exported crnn that means its MatMul/Gemm layers, the GRU stays float.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
