@@ -84,6 +84,28 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(vals) - idle, sum(vals)
 
 
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and every live descendant (JVM, workers)."""
+    parent, cpu = {}, {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(c for c, p in parent.items() if p == pid)
+    return total
+
+
 def _busy(before: tuple[int, int]) -> float:
     """Share of the machine's CPU time that was busy (anyone's) since ``before``."""
     after = _cpu_ticks()
@@ -141,14 +163,14 @@ def child(master: str, folder: str, out: str, model: str | None) -> None:
               files_per_part=slots, partitions=slots, show_progress=False)
     shutil.rmtree(f"{out}-warmup", ignore_errors=True)
     warm = time.perf_counter() - t1
-    ticks = _cpu_ticks()
+    ticks, cpu0 = _cpu_ticks(), _tree_cpu(os.getpid())
     res = run_batch(folder, out, model=model, spark=spark, show_progress=False)
-    busy = _busy(ticks)
+    busy, cpu = _busy(ticks), _tree_cpu(os.getpid()) - cpu0
     spark.stop()
     task = float(BatchStore(out).read("files")["seconds"].sum())
     print(json.dumps({"files": res.ok + res.errors, "errors": res.errors, "audio_s": res.audio_seconds,
                       "wall_s": res.seconds, "startup_s": startup, "warmup_s": warm, "parts": res.parts,
-                      "task_s": task, "machine_busy": busy}))
+                      "task_s": task, "machine_busy": busy, "cpu_s": cpu}))
 
 
 def _rate(r: dict) -> float:
@@ -157,16 +179,25 @@ def _rate(r: dict) -> float:
 
 def report(rows: list[dict]) -> str:
     lines = ["| run | files | audio h | processing s | audio h / min | x real time | JVM start s | worker warm-up s "
-             "| tasks running (mean) | machine CPU busy | load avg before / after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| tasks running (mean) | CPU s used | audio s per CPU s | machine CPU busy | load avg before / after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['files']} | {r['audio_s'] / 3600:.2f} | {r['wall_s']:.1f} | {_rate(r):.2f} | "
                      f"{r['audio_s'] / r['wall_s']:.0f} | {r.get('startup_s', float('nan')):.1f} | {r.get('warmup_s', float('nan')):.1f} | "
-                     f"{r.get('task_s', float('nan')) / r['wall_s']:.2f} | {100 * r.get('machine_busy', float('nan')):.0f}% | "
+                     f"{r.get('task_s', float('nan')) / r['wall_s']:.2f} | {r.get('cpu_s', float('nan')):.1f} | "
+                     f"{r['audio_s'] / r.get('cpu_s', float('nan')):.0f} | {100 * r.get('machine_busy', float('nan')):.0f}% | "
                      f"{r['load_before']} / {r['load_after']} |")
     by = {r["name"]: r for r in rows}
     if "local[1]" in by and "local[2]" in by:
         lines.append(f"\nScaling local[2] / local[1]: {_rate(by['local[2]']) / _rate(by['local[1]']):.2f}x")
+    if "local[1]" in by and "local[2]" in by:
+        r1, r2 = by["local[1]"], by["local[2]"]
+        eff = (r2["audio_s"] / r2["cpu_s"]) / (r1["audio_s"] / r1["cpu_s"])
+        lines.append(f"On free cores (CPU-time model: tasks running x CPU efficiency vs local[1]): "
+                     f"{(r2['task_s'] / r2['wall_s']) / (r1['task_s'] / r1['wall_s']) * eff:.2f}x")
+    if "loop" in by and "local[1]" in by and by["local[1]"].get("cpu_s"):
+        lines.append(f"CPU per audio second, Spark local[1] vs the loop: "
+                     f"{100 * (by['local[1]']['cpu_s'] / by['loop']['cpu_s'] - 1):+.0f}% (JVM, Arrow, driver commits)")
     if "loop" in by and "local[1]" in by:
         over = by["local[1]"]["wall_s"] / (by["loop"]["wall_s"] * by["local[1]"]["audio_s"] / by["loop"]["audio_s"]) - 1
         lines.append(f"Spark local[1] processing vs the plain loop: {100 * over:+.0f}% wall time "
