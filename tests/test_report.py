@@ -66,7 +66,6 @@ def _images(html: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
 
-@pytest.mark.slow  # seven figures: ~5 s on a quiet machine
 def test_dataset_report_folder(labelled: Path, tmp_path: Path, monkeypatch):
     items = collect_items(data=labelled)
     assert len(items) == 14
@@ -102,7 +101,6 @@ def test_dataset_report_folder(labelled: Path, tmp_path: Path, monkeypatch):
     assert calls == [[str(labelled / "sad" / "broken.wav")]]  # errors are retried, the rest is cached
 
 
-@pytest.mark.slow
 def test_dataset_report_manifest_sample_cli(labelled: Path, tmp_path: Path):
     manifest = tmp_path / "m.csv"
     rows = ["path,label,speaker,corpus,gender"]
