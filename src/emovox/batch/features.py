@@ -10,7 +10,6 @@ either the same way.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from .._lazy import require
 from ..errors import AudioError, DataError, ParameterError
+from ..features.table import write_feature_table
 from .jobs import features_partition
 from .spark import DEFAULT_MASTER, spark_session
 
@@ -51,11 +51,11 @@ def extract_features_spark(items: Sequence, *, set: str = "handcrafted", out: st
     -------
     dict: ``out``, ``rows``, ``features``, ``errors`` (list of ``(path, message)``), ``seconds``
     """
-    from ..features import feature_config, feature_names
+    from ..features import feature_names
 
     pd = require("pandas", extra="spark")
-    pa = require("pyarrow", extra="spark")
-    pq = require("pyarrow.parquet", extra="spark")
+    require("pyarrow", extra="spark")  # fail early, before any work
+    require("pyarrow.parquet", extra="spark")
     names = feature_names(set)  # unknown set: fail before Spark starts
     out = Path(out)
     if out.suffix.lower() != ".parquet":
@@ -80,17 +80,7 @@ def extract_features_spark(items: Sequence, *, set: str = "handcrafted", out: st
         raise DataError(f"none of the {len(paths)} files could be read")
     meta = pd.DataFrame({c: [getattr(items[k], c, None) if c != "path" else paths[k] for k in keep] for c in _META})
     feats = pd.DataFrame([list(by_path[paths[k]]["features"]) for k in keep], columns=names)
-    table = pa.Table.from_pandas(pd.concat([meta, feats], axis=1), preserve_index=False)
-    cfg = feature_config(set)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           b"emovox.features": json.dumps({"set": set, **cfg}).encode()})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_feature_table(meta, feats, out, set=set)
     return {"out": out, "rows": len(keep), "features": len(names), "errors": errors,
             "seconds": time.perf_counter() - t0}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from .._lazy import require
 from ..corpora import Item, load_all, load_corpus, load_manifest
 from ..errors import DataError, ParameterError
+from ..features.table import write_feature_table
 from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run"]
@@ -63,7 +63,7 @@ def _items(args: argparse.Namespace) -> list[Item]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import extract_batch, feature_config, feature_names
+    from ..features import extract_batch, feature_names
 
     if args.corpus and (args.manifest or args.corpus_dir):
         raise ParameterError("--corpus selects corpora under --data; it cannot go with --manifest or --corpus-dir")
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(f"--out {args.out!r} is a directory")
     feature_names(args.set)  # unknown set: fail before any work
     pd = require("pandas", extra="train")
-    pa = require("pyarrow", extra="train")
-    pq = require("pyarrow.parquet", extra="train")
+    require("pyarrow", extra="train")  # fail early, before any work
+    require("pyarrow.parquet", extra="train")
     items = _items(args)
     if args.engine == "spark":
         from ..batch.features import run_features_spark
@@ -94,17 +94,7 @@ def run(args: argparse.Namespace) -> int:
     meta = pd.DataFrame({c: [getattr(items[k], c) for k in keep] for c in _META})
     meta["path"] = [os.path.abspath(p) for p in meta["path"]]
     feats = pd.DataFrame(res.X[keep], columns=res.names)
-    table = pa.Table.from_pandas(pd.concat([meta, feats], axis=1), preserve_index=False)
-    cfg = feature_config(args.set)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           b"emovox.features": json.dumps({"set": args.set, **cfg}).encode()})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_feature_table(meta, feats, out, set=args.set)
     errors = f", {len(res.errors)} unreadable file(s) left out" if res.errors else ""
     print(f"wrote {out}: {len(keep)} files x {len(res.names)} features ({args.set}) in {res.seconds:.1f} s, "
           f"{res.hits} cache hits, {res.computed} computed{errors}")
