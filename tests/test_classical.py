@@ -126,3 +126,19 @@ def test_corrupt_model_is_a_model_error(tmp_path):
         load_classical(out)
     with pytest.raises(ModelError):
         load_classical(tmp_path / "nowhere")
+
+
+def test_cross_fitted_teacher_never_sees_the_speaker_it_predicts():
+    """Each clip's soft target comes from a teacher fitted without that clip's speaker."""
+    from emovox.evaluation.recipe import validate_recipe
+    from emovox.models.distill import cross_fitted_proba
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat([f"s{i}" for i in range(6)], 20)
+    y = np.tile(["a", "b"], 60)
+    X = rng.standard_normal((120, 4)) + (y == "a")[:, None] * 2.0
+    X[speakers == "s0", 0] += 100.0  # speaker s0 is an outlier that only a leaky teacher could learn
+    teacher = validate_recipe({"name": "teacher", "model": {"kind": "classical", "arch": "logreg"}, "features": {"set": "egemaps"}})
+    p = cross_fitted_proba(teacher, X, y, speakers, ["b", "a", "c"], folds=3)
+    assert p.shape == (120, 3) and np.allclose(p.sum(1), 1) and np.allclose(p[:, 2], 0)
+    assert (p[:, 1] > 0.5).mean() > 0.8 * (y == "a").mean()

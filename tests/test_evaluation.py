@@ -49,6 +49,12 @@ def test_recipe_defaults_and_neural_kind_inferred():
     assert r["data"]["view"] == "7class" and r["seed"] == 0
 
 
+def test_distill_section_is_optional_and_completed():
+    assert "distill" not in validate_recipe({"name": "x", "model": {"arch": "crnn"}})
+    r = validate_recipe({"name": "x", "model": {"arch": "crnn"}, "distill": {"alpha": 0.3}})
+    assert r["distill"] == {"teacher": "egemaps_logreg", "alpha": 0.3, "temperature": 2.0, "folds": 5}
+
+
 @pytest.mark.parametrize("raw, match", [
     ({"name": "x", "bogus": 1}, "unknown section"),
     ({"name": "x", "model": {"arch": "mlp", "layers": 3}}, "unknown key"),
@@ -59,6 +65,9 @@ def test_recipe_defaults_and_neural_kind_inferred():
     ({"name": "x", "search": {"grid": {"C": 1.0}}}, "non-empty list"),
     ({"name": "x", "seed": "0"}, "seed"),
     ({"name": "x", "model": {"arch": "logreg", "smote": "yes"}}, "smote"),
+    ({"name": "x", "distill": {"teacher": "egemaps_logreg", "alpha": 2.0}}, "alpha"),
+    ({"name": "x", "distill": {"tutor": "egemaps_logreg"}}, "unknown key"),
+    ({"name": "x", "train": {"samples": "many"}}, "samples"),
 ])
 def test_recipe_errors_are_parameter_errors(raw, match):
     with pytest.raises(ParameterError, match=match):

@@ -162,3 +162,23 @@ def test_trim_silence_cuts_quiet_edges():
     y[16000:32000] = 0.5 * np.sin(np.arange(16000) / 5)
     out = trim_silence(y, margin=0)
     assert 16000 <= len(out) <= 16000 + 800
+
+
+def test_sample_budget_sets_the_epochs(data):
+    waves, labels = data
+    est = NeuralClassifier(epochs=10, samples=50, **TINY).fit(waves, labels)  # 27 training clips -> 2 epochs
+    assert len(est.history_) == est.epochs_for(27) == 2
+
+
+def test_distillation_follows_the_teacher(data):
+    """With alpha = 1 the labels are ignored: a teacher that swaps two classes is what is learned."""
+    waves, labels = data
+    classes = sorted(set(labels))
+    swap = {"low": "mid", "mid": "low", "high": "high"}
+    teacher = np.array([[1.0 if c == swap[lab] else 0.0 for c in classes] for lab in labels])
+    est = NeuralClassifier(epochs=6, lr=5e-3, distill_alpha=1.0, distill_temperature=1.0, **TINY)
+    est.fit(waves, labels, val=(waves, [swap[lab] for lab in labels]), soft_targets=teacher)
+    pred = est.predict(waves)
+    assert np.mean([p == swap[lab] for p, lab in zip(pred, labels, strict=True)]) > 0.8
+    with pytest.raises(ParameterError, match="soft_targets"):
+        NeuralClassifier(epochs=1, **TINY).fit(waves, labels, soft_targets=teacher[:, :2])

@@ -51,6 +51,7 @@ _TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("model", "class_weight"): (str, dict, type(None)), ("model", "smote"): (bool,),
     ("features", "set"): (str,), ("search", "grid"): (dict,), ("search", "folds"): (int,),
     ("search", "scoring"): (str,), ("train", "epochs"): (int,), ("train", "batch_size"): (int,),
+    ("train", "samples"): (int, type(None)),
     ("train", "lr"): (float, int), ("train", "patience"): (int,),
     ("train", "window_seconds"): (float, int),
 }
@@ -114,7 +115,7 @@ def validate_recipe(raw: dict, *, source: str = "recipe") -> dict:
     """
     if not isinstance(raw, dict):
         raise ParameterError(f"{source}: a recipe is a table of sections")
-    unknown = set(raw) - set(DEFAULTS) - {"_path"}
+    unknown = set(raw) - set(DEFAULTS) - {"_path", "distill"}
     if unknown:
         raise ParameterError(f"{source}: unknown section(s) or key(s) {sorted(unknown)}; allowed: {sorted(DEFAULTS)}")
     out = copy.deepcopy(DEFAULTS)
@@ -132,9 +133,30 @@ def validate_recipe(raw: dict, *, source: str = "recipe") -> dict:
             if extra:
                 raise ParameterError(f"{source}: unknown key(s) {sorted(extra)} in [{section}]; allowed: {sorted(defaults)}")
         out[section] = {**defaults, **copy.deepcopy(given)}
+    if "distill" in raw:  # optional, and absent from DEFAULTS so recipes without it keep their hash
+        out["distill"] = _distill_section(raw["distill"], source)
     if "kind" not in raw.get("model", {}) and raw.get("model", {}).get("arch") in NEURAL_ARCHS:
         out["model"]["kind"] = "neural"
     _check(out, source)
+    return out
+
+
+_DISTILL = {"teacher": (str,), "alpha": (float, int), "temperature": (float, int), "folds": (int,)}
+
+
+def _distill_section(given: object, source: str) -> dict:
+    """``[distill]``: a classical teacher recipe whose cross-fitted probabilities guide a neural student."""
+    if not isinstance(given, dict):
+        raise ParameterError(f"{source}: [distill] must be a table")
+    extra = set(given) - set(_DISTILL)
+    if extra:
+        raise ParameterError(f"{source}: unknown key(s) {sorted(extra)} in [distill]; allowed: {sorted(_DISTILL)}")
+    out = {"teacher": "egemaps_logreg", "alpha": 0.5, "temperature": 2.0, "folds": 5, **given}
+    for key, types in _DISTILL.items():
+        if isinstance(out[key], bool) or not isinstance(out[key], types):
+            raise ParameterError(f"{source}: [distill] {key} must be {' or '.join(t.__name__ for t in types)}")
+    if not 0 <= out["alpha"] <= 1 or out["temperature"] <= 0 or out["folds"] < 2:
+        raise ParameterError(f"{source}: [distill] needs 0 <= alpha <= 1, temperature > 0 and folds >= 2")
     return out
 
 

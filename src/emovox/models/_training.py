@@ -98,20 +98,26 @@ class TrainLoop:
 
     def __init__(self, est: Any, data: list[np.ndarray], y: np.ndarray, val_windows: list[np.ndarray],
                  val_y: np.ndarray, *, augmenter: Any, groups: list[str] | None,
-                 waves: list[np.ndarray] | None = None):
+                 waves: list[np.ndarray] | None = None, soft_targets: np.ndarray | None = None):
         import torch
 
         self.est, self.data, self.y, self.waves = est, data, y, waves
         self.val_windows, self.val_y = val_windows, val_y
         self.aug = augmenter
+        self.soft = None
+        if soft_targets is not None:  # the teacher softened by the distillation temperature
+            t = float(est.distill_temperature)
+            q = np.power(np.clip(np.asarray(soft_targets, dtype=np.float64), 1e-8, 1.0), 1.0 / t)
+            self.soft = (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
         self.groups = groups
         self.rng = np.random.default_rng(est.seed)
         self.model = est.model_
         self.window = est._frames(est.window_seconds)
         self.steps = max(1, -(-len(data) // est.batch_size))
+        self.epochs = est.epochs_for(len(data))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=est.lr, weight_decay=est.weight_decay)
         self.sched = torch.optim.lr_scheduler.OneCycleLR(
-            self.opt, max_lr=est.lr, total_steps=self.steps * max(1, est.epochs), pct_start=0.15)
+            self.opt, max_lr=est.lr, total_steps=self.steps * max(1, self.epochs), pct_start=0.15)
         counts = np.bincount(y, minlength=len(est.classes_)).astype(float)
         weight = counts.sum() / np.maximum(counts, 1) / len(counts)  # "balanced" class weights
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weight, dtype=torch.float32),
@@ -173,6 +179,8 @@ class TrainLoop:
             loss = self.loss_fn(logits, yb)
             if perm is not None:
                 loss = lam * loss + (1 - lam) * self.loss_fn(logits, yb[torch.from_numpy(perm)])
+            if self.soft is not None:
+                loss = self._distilled(loss, logits, idx, lam, perm)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -182,6 +190,18 @@ class TrainLoop:
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         return total / max(seen, 1)
+
+    def _distilled(self, loss: Any, logits: Any, idx: np.ndarray, lam: float, perm: np.ndarray | None) -> Any:
+        """Blend the label loss with the cross-entropy to the softened teacher (x T^2, as Hinton et al.)."""
+        import torch
+
+        assert self.soft is not None
+        q = torch.from_numpy(self.soft[idx])
+        if perm is not None:
+            q = lam * q + (1 - lam) * q[torch.from_numpy(perm)]
+        t, alpha = float(self.est.distill_temperature), float(self.est.distill_alpha)
+        kd = -(q * torch.log_softmax(logits / t, dim=1)).sum(dim=1).mean() * t * t
+        return (1 - alpha) * loss + alpha * kd
 
     def _validate(self) -> tuple[np.ndarray, float, float]:
         logits = clip_logits(self.model, self.val_windows)
@@ -231,7 +251,7 @@ class TrainLoop:
         import torch
 
         self._resume()
-        for epoch in range(self.start_epoch + 1, self.est.epochs + 1):
+        for epoch in range(self.start_epoch + 1, self.epochs + 1):
             if self.bad_epochs >= self.est.patience:
                 break
             t0 = time.time()

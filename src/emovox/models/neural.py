@@ -23,8 +23,9 @@ from .windows import trim_silence, windows
 
 __all__ = ["NeuralClassifier"]
 
-_PARAMS = ("arch", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "patience",
-           "window_seconds", "hop_seconds", "augment", "sampler", "seed", "threads",
+_PARAMS = ("arch", "epochs", "samples", "batch_size", "lr", "weight_decay", "label_smoothing", "patience",
+           "window_seconds", "hop_seconds", "augment", "sampler", "distill_alpha", "distill_temperature",
+           "seed", "threads",
            "checkpoint_dir", "verbose")
 
 
@@ -37,6 +38,10 @@ class NeuralClassifier:
     epochs, batch_size, lr, weight_decay, label_smoothing, patience
         AdamW with a one-cycle schedule; early stopping after ``patience`` epochs without a
         better validation UA (unweighted average recall); the best epoch's weights are kept.
+    samples : int or None
+        A training budget in clips drawn: the epoch count becomes ``ceil(samples / n_train)``,
+        at least 2 and at most ``epochs``, so a fold of 1000 clips and one of 9000 cost about
+        the same compute (see :meth:`epochs_for`).
     window_seconds, hop_seconds : float
         Training crop and prediction window length; prediction hop.
     augment : dict or None
@@ -44,6 +49,9 @@ class NeuralClassifier:
     sampler : {"shuffle", "balanced"}
         ``"balanced"`` draws each epoch with probability inverse to the size of the item's
         ``groups`` value x class (pass ``groups=`` corpus names to :meth:`fit`).
+    distill_alpha, distill_temperature : float
+        With ``soft_targets`` given to :meth:`fit`, the loss is ``(1 - alpha) * CE(labels) +
+        alpha * T^2 * CE(teacher softened by T, student / T)`` (knowledge distillation).
     seed, threads : int
         Seeds torch, numpy and random; ``threads`` sets torch's intra-op threads (default 2).
     checkpoint_dir : path or None
@@ -52,14 +60,16 @@ class NeuralClassifier:
         :class:`emovox.models.architectures.ModelDims` fields (width, hidden, dropout, se, ...).
     """
 
-    def __init__(self, *, arch: str = "crnn", epochs: int = 30, batch_size: int = 64,
+    def __init__(self, *, arch: str = "crnn", epochs: int = 30, samples: int | None = None, batch_size: int = 64,
                  lr: float = 1e-3, weight_decay: float = 1e-2, label_smoothing: float = 0.1,
                  patience: int = 8, window_seconds: float = 3.0, hop_seconds: float = 1.5,
-                 augment: dict | None = None, sampler: str = "shuffle", seed: int = 0,
+                 augment: dict | None = None, sampler: str = "shuffle", distill_alpha: float = 0.5,
+                 distill_temperature: float = 2.0, seed: int = 0,
                  threads: int | None = None, checkpoint_dir: str | None = None,
                  verbose: bool = False, **arch_params: Any):
         self.arch = arch
         self.epochs = epochs
+        self.samples = samples
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -69,6 +79,8 @@ class NeuralClassifier:
         self.hop_seconds = hop_seconds
         self.augment = augment
         self.sampler = sampler
+        self.distill_alpha = distill_alpha
+        self.distill_temperature = distill_temperature
         self.seed = seed
         self.threads = threads
         self.checkpoint_dir = checkpoint_dir
@@ -103,6 +115,20 @@ class NeuralClassifier:
                   **model.get("params", {}), **overrides}
         return cls(**kwargs)
 
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs to train on ``n_train`` clips: ``epochs``, or fewer under a ``samples`` budget.
+
+        Examples
+        --------
+        >>> NeuralClassifier(epochs=30, samples=15000).epochs_for(1000)
+        15
+        >>> NeuralClassifier(epochs=30, samples=15000).epochs_for(9000)
+        2
+        """
+        if not self.samples:
+            return int(self.epochs)
+        return int(min(self.epochs, max(2, -(-int(self.samples) // max(1, n_train)))))
+
     # -- frames ------------------------------------------------------------------------------
     @property
     def frontend(self) -> LogMelConfig:
@@ -116,7 +142,7 @@ class NeuralClassifier:
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, waves: list[np.ndarray], y: list[str], *, val: tuple | None = None,
-            groups: list[str] | None = None) -> NeuralClassifier:
+            groups: list[str] | None = None, soft_targets: np.ndarray | None = None) -> NeuralClassifier:
         """Train on 16 kHz mono clips ``waves`` with labels ``y``.
 
         Parameters
@@ -128,6 +154,9 @@ class NeuralClassifier:
             augmented. ``None`` holds out a stratified 10 % of the training clips.
         groups : list of str or None
             Per-clip group (corpus) for ``sampler="balanced"``.
+        soft_targets : np.ndarray [shape=(n, n_classes)] or None
+            A teacher's class probabilities per clip, columns in sorted label order (the
+            ``classes_`` this fit will have); turns on distillation (see ``distill_alpha``).
         """
         torch = require("torch", extra="train")
         if len(waves) != len(y) or not len(waves):
@@ -140,6 +169,10 @@ class NeuralClassifier:
             val = ([waves[i] for i in va], y[va])
             waves, y = [waves[i] for i in tr], y[tr]
             groups = None if groups is None else [groups[i] for i in tr]
+            soft_targets = None if soft_targets is None else np.asarray(soft_targets)[tr]
+        if soft_targets is not None and np.shape(soft_targets) != (len(waves), len(self.classes_)):
+            raise ParameterError(f"soft_targets must have shape {(len(waves), len(self.classes_))}, "
+                                 f"got {np.shape(soft_targets)}")
         index = {c: i for i, c in enumerate(self.classes_)}
         y_idx = np.array([index[c] for c in y])
         val_y = np.array([index.get(str(c), -1) for c in val[1]])
@@ -161,7 +194,7 @@ class NeuralClassifier:
         val_windows = [self._windows(w) for w in val[0]]
         self._log(f"features of {len(waves)} + {len(val[0])} clips in {time.time() - t0:.1f} s")
         loop = T.TrainLoop(self, train_data, y_idx, val_windows, val_y, augmenter=augmenter,
-                           groups=groups, waves=train_waves)
+                           groups=groups, waves=train_waves, soft_targets=soft_targets)
         loop.run()
         self.history_ = loop.history
         val_logits = loop.best_val_logits
