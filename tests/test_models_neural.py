@@ -182,3 +182,10 @@ def test_distillation_follows_the_teacher(data):
     assert np.mean([p == swap[lab] for p, lab in zip(pred, labels, strict=True)]) > 0.8
     with pytest.raises(ParameterError, match="soft_targets"):
         NeuralClassifier(epochs=1, **TINY).fit(waves, labels, soft_targets=teacher[:, :2])
+
+
+def test_weight_average_is_what_is_kept(data):
+    waves, labels = data
+    est = NeuralClassifier(epochs=6, lr=5e-3, ema=0.5, **TINY).fit(waves, labels)
+    assert est.score(waves, labels) > 0.6
+    assert NeuralClassifier(**est.get_params()).ema == 0.5

@@ -2,7 +2,9 @@
 
 Each (recipe, protocol) result is cached in ``runs/benchmark/<recipe>__p<N>[__quick]/`` (a full run
 directory with report.html); a re-run skips finished ones and resumes unfinished ones fold by
-fold. A changed recipe (any setting but its name) invalidates its cache.
+fold. A changed recipe (any setting but its name) invalidates its cache. A compact copy of every
+finished result (summary and per-fold scores, no predictions) is kept in ``docs/results/``, which
+is versioned, so ``--cached-only`` rebuilds the table on a fresh clone without re-running.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="1 ravdess-6fold, 2 crema-d-5fold, 3 loco, 4 ravdess-random (default: all)")
     p.add_argument("--data", default=default_data_dir(), help="folder holding the corpora (default: $EMOVOX_DATA or ../shared/data)")
     p.add_argument("--runs", default="runs/benchmark", help="cache of finished runs (default: %(default)s)")
+    p.add_argument("--results",
+                   help="versioned compact copies of finished results, read when --runs lacks one and written "
+                        "unless --no-write (default: a results/ folder beside --docs)")
     p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3")
     p.add_argument("--speed", action="store_true",
                    help="run the inference speed benchmark (alone, unless --recipes or --protocols are given)")
@@ -125,13 +130,42 @@ def _run_dir(recipe: dict, key: str, runs: str, *, quick: bool) -> Path:
     return Path(runs) / f"{recipe['name']}__p{PROTOCOLS[key][0]}{'__quick' if quick else ''}"
 
 
-def _cached(recipe: dict, key: str, runs: str, *, quick: bool, hash_of) -> dict | None:
-    """The finished result of (recipe, protocol) if its run directory holds one for this exact recipe."""
-    done = _run_dir(recipe, key, runs, quick=quick) / "metrics.json"
-    if not done.is_file():
-        return None
-    saved = json.loads(done.read_text())
-    return saved if saved.get("recipe_hash") == hash_of(recipe, quick=quick) else None
+def _cached(recipe: dict, key: str, runs: str, *, quick: bool, hash_of, results: str | None = None) -> dict | None:
+    """The finished result of (recipe, protocol) for this exact recipe: its run directory's
+    metrics.json, else its compact copy under ``results``."""
+    run_dir = _run_dir(recipe, key, runs, quick=quick)
+    candidates = [run_dir / "metrics.json"]
+    if results:
+        candidates.append(Path(results) / f"{run_dir.name}.json")
+    for done in candidates:
+        if done.is_file():
+            saved = json.loads(done.read_text())
+            if saved.get("recipe_hash") == hash_of(recipe, quick=quick):
+                return saved
+    return None
+
+
+_COMPACT_KEYS = ("recipe", "recipe_hash", "protocol", "protocol_number", "title", "view", "speaker_independent",
+                 "quick", "seed", "started", "finished", "summary", "model_bytes", "train_seconds",
+                 "infer_ms_per_clip", "feature_ms_per_clip")
+
+
+def compact_result(result: dict) -> dict:
+    """What the table needs of a result: its summary, timings and per-fold UA / WA / macro-F1."""
+    out = {k: result.get(k) for k in _COMPACT_KEYS}
+    out["folds"] = [{"name": f["name"], "n_test": f.get("n_test"), "train_seconds": f.get("train_seconds"),
+                     "metrics": {m: f["metrics"][m] for m in ("ua", "wa", "macro_f1")}} for f in result["folds"]]
+    return out
+
+
+def _keep(result: dict, results: str | None, run_dir: Path) -> None:
+    """Write the compact copy of ``result`` as ``results/<run dir name>.json``."""
+    if not results:
+        return
+    from ..evaluation.report import atomic_write
+
+    Path(results).mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(results) / f"{run_dir.name}.json", json.dumps(compact_result(result), indent=1) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,17 +181,22 @@ def run(args: argparse.Namespace) -> int:
     recipes = [load_recipe(r) for r in args.recipes]
     keys = [protocol_key(p) for p in args.protocols]
     command = _command(args)
+    if args.results is None:
+        args.results = str(Path(args.docs).parent / "results")
+    keep = None if args.no_write else args.results
     results, missing = [], []
     for recipe in recipes:
         for key in keys:
-            saved = _cached(recipe, key, args.runs, quick=args.quick, hash_of=recipe_hash)
+            saved = _cached(recipe, key, args.runs, quick=args.quick, hash_of=recipe_hash, results=args.results)
             if saved is None and args.cached_only and not args.quick:
-                saved = _cached(recipe, key, args.runs, quick=True, hash_of=recipe_hash)  # a quick run stands in
+                saved = _cached(recipe, key, args.runs, quick=True, hash_of=recipe_hash,
+                                results=args.results)  # a quick run stands in
                 if saved is not None:
                     missing.append((recipe["name"], PROTOCOLS[key][0]))
             if saved is not None:
                 print(f"{recipe['name']} / protocol {PROTOCOLS[key][0]}: cached", file=sys.stderr)
                 results.append(saved)
+                _keep(saved, keep, _run_dir(recipe, key, args.runs, quick=bool(saved.get("quick"))))
             elif args.cached_only:
                 missing.append((recipe["name"], PROTOCOLS[key][0]))
             else:
@@ -165,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
                 results.append(run_protocol(recipe, key, data_dir=args.data, out_dir=out, quick=args.quick,
                                             progress=not args.no_progress, command=command,
                                             threads=args.threads).result)
+                _keep(results[-1], keep, out)
     table = format_table(results) + _loco_table(results)
     if missing:
         table += ["", "Not run yet (quick runs above stand in; each run is resumable fold by fold):", ""]

@@ -7,6 +7,7 @@ on whole clips (mean window logits). A checkpoint is written every epoch and rea
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -122,6 +123,10 @@ class TrainLoop:
         weight = counts.sum() / np.maximum(counts, 1) / len(counts)  # "balanced" class weights
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weight, dtype=torch.float32),
                                                  label_smoothing=est.label_smoothing)
+        # An exponential moving average of the weights (``ema`` decay), validated and kept instead of
+        # the raw weights: with few steps and a small validation set it is steadier than any one epoch.
+        self.ema = copy.deepcopy(self.model) if est.ema else None
+        self.step = 0
         self.history: list[dict] = []
         self.best_ua, self.best_epoch, self.best_state = -1.0, 0, None
         self.best_val_logits = np.zeros((len(val_y), len(est.classes_)), np.float32)
@@ -187,6 +192,7 @@ class TrainLoop:
             self.opt.step()
             if self.sched.last_epoch + 1 < self.sched.total_steps:
                 self.sched.step()
+            self._update_ema()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         return total / max(seen, 1)
@@ -203,8 +209,26 @@ class TrainLoop:
         kd = -(q * torch.log_softmax(logits / t, dim=1)).sum(dim=1).mean() * t * t
         return (1 - alpha) * loss + alpha * kd
 
+    def _update_ema(self) -> None:
+        import torch
+
+        self.step += 1
+        if self.ema is None:
+            return
+        decay = min(float(self.est.ema), (1 + self.step) / (10 + self.step))  # short warm-up
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                e.copy_(b)
+
+    @property
+    def _scored(self) -> Any:
+        """The weights that are validated and kept: the moving average when there is one."""
+        return self.ema if self.ema is not None else self.model
+
     def _validate(self) -> tuple[np.ndarray, float, float]:
-        logits = clip_logits(self.model, self.val_windows)
+        logits = clip_logits(self._scored, self.val_windows)
         p = softmax(logits)
         loss = float(-np.mean(np.log(p[np.arange(len(self.val_y)), self.val_y] + 1e-12)))
         return logits, loss, unweighted_recall(self.val_y, logits.argmax(1))
@@ -216,7 +240,8 @@ class TrainLoop:
         if self.ckpt is None:
             return
         self.ckpt.parent.mkdir(parents=True, exist_ok=True)
-        state = {"key": self.key, "epoch": epoch, "model": self.model.state_dict(),
+        state = {"key": self.key, "epoch": epoch, "model": self.model.state_dict(), "step": self.step,
+                 "ema": self.ema.state_dict() if self.ema is not None else None,
                  "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
                  "history": self.history, "best": (self.best_ua, self.best_epoch, self.best_state),
                  "best_val_logits": self.best_val_logits, "bad_epochs": self.bad_epochs,
@@ -235,6 +260,9 @@ class TrainLoop:
             self.est._log(f"{self.ckpt}: checkpoint of another configuration; starting over")
             return
         self.model.load_state_dict(state["model"])
+        self.step = int(state.get("step", 0))
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.history = state["history"]
@@ -260,7 +288,7 @@ class TrainLoop:
             logits, val_loss, ua = self._validate()
             if ua > self.best_ua:
                 self.best_ua, self.best_epoch, self.bad_epochs = ua, epoch, 0
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self.best_state = {k: v.detach().clone() for k, v in self._scored.state_dict().items()}
                 self.best_val_logits = logits
             else:
                 self.bad_epochs += 1

@@ -24,7 +24,7 @@ from .windows import trim_silence, windows
 __all__ = ["NeuralClassifier"]
 
 _PARAMS = ("arch", "epochs", "samples", "batch_size", "lr", "weight_decay", "label_smoothing", "patience",
-           "window_seconds", "hop_seconds", "augment", "sampler", "distill_alpha", "distill_temperature",
+           "window_seconds", "hop_seconds", "augment", "sampler", "ema", "distill_alpha", "distill_temperature",
            "seed", "threads",
            "checkpoint_dir", "verbose")
 
@@ -49,6 +49,9 @@ class NeuralClassifier:
     sampler : {"shuffle", "balanced"}
         ``"balanced"`` draws each epoch with probability inverse to the size of the item's
         ``groups`` value x class (pass ``groups=`` corpus names to :meth:`fit`).
+    ema : float or None
+        Decay of an exponential moving average of the weights (e.g. 0.995); when set, the
+        average is what is validated, early-stopped and kept.
     distill_alpha, distill_temperature : float
         With ``soft_targets`` given to :meth:`fit`, the loss is ``(1 - alpha) * CE(labels) +
         alpha * T^2 * CE(teacher softened by T, student / T)`` (knowledge distillation).
@@ -63,7 +66,8 @@ class NeuralClassifier:
     def __init__(self, *, arch: str = "crnn", epochs: int = 30, samples: int | None = None, batch_size: int = 64,
                  lr: float = 1e-3, weight_decay: float = 1e-2, label_smoothing: float = 0.1,
                  patience: int = 8, window_seconds: float = 3.0, hop_seconds: float = 1.5,
-                 augment: dict | None = None, sampler: str = "shuffle", distill_alpha: float = 0.5,
+                 augment: dict | None = None, sampler: str = "shuffle", ema: float | None = None,
+                 distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0, seed: int = 0,
                  threads: int | None = None, checkpoint_dir: str | None = None,
                  verbose: bool = False, **arch_params: Any):
@@ -79,6 +83,7 @@ class NeuralClassifier:
         self.hop_seconds = hop_seconds
         self.augment = augment
         self.sampler = sampler
+        self.ema = ema
         self.distill_alpha = distill_alpha
         self.distill_temperature = distill_temperature
         self.seed = seed
