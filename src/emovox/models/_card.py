@@ -20,6 +20,32 @@ def _row(name: str, m: dict) -> str:
     return f"| {name} | {m['ua']:.3f} | {m['wa']:.3f} | {m['n']} |"
 
 
+def _pm(s: dict) -> str:
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def protocol_section(results: list[dict]) -> str:
+    """Markdown of per-protocol results (compact benchmark results, see ``docs/results/``)."""
+    if not results:
+        return ("Not measured yet: run `emovox benchmark --recipes crnn`, then "
+                "`python -m emovox.models.train_default --card-only --out src/emovox/assets/model`.")
+    recipe = results[0].get("recipe", "?")
+    lines = [f"Recipe `{recipe}` (this model's architecture and augmentation; each fold trained from scratch "
+             "on the protocol's training speakers only, under the per-fold budget the recipe sets), from "
+             "`emovox benchmark`; mean ± std over folds, in %.", "",
+             "| protocol | folds | UA | WA | macro-F1 |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        s = r["summary"]
+        lines.append(f"| {r['protocol_number']} {r['title']} | {len(r['folds'])} | {_pm(s['ua'])} | "
+                     f"{_pm(s['wa'])} | {_pm(s['macro_f1'])} |")
+    loco = [r for r in results if r["protocol"] == "loco"]
+    if loco:
+        cells = ", ".join(f"{f['name'].removeprefix('heldout-')} {100 * f['metrics']['ua']:.1f}"
+                          for f in loco[0]["folds"])
+        lines += ["", f"Leave-one-corpus-out UA per held-out corpus: {cells}."]
+    return "\n".join(lines)
+
+
 def render_card(meta: dict) -> str:
     m = meta.get("metrics", {})
     arch = meta.get("architecture", {})
@@ -64,8 +90,11 @@ UA = unweighted average recall over the classes present, WA = accuracy.
 {rows}
 
 {int8}
-These held-out speakers come from the training corpora; the cross-corpus and per-protocol figures
-(RAVDESS 6-fold, CREMA-D 5-fold, leave-one-corpus-out) are in docs/benchmarks.md.
+These held-out speakers come from the training corpora; the per-protocol figures below measure
+new speakers and, in protocol 3, new corpora.
+
+## Metrics per protocol
+{protocol_section(m.get("protocols", []))}
 
 ## Calibration
 Temperature scaling fitted on the validation logits: expected calibration error (15 bins)

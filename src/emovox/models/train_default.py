@@ -31,7 +31,7 @@ from ..labels import get_view
 from . import _training as T
 from .neural import NeuralClassifier
 
-__all__ = ["train_default", "validation_speakers", "load_waves", "main"]
+__all__ = ["train_default", "validation_speakers", "load_waves", "protocol_results", "refresh_card", "main"]
 
 VAL_SPEAKERS_FIXED = ("ravdess:01", "ravdess:02", "savee:DC")
 CARD_FILES = ("model.onnx", "model.int8.onnx", "model.json")
@@ -91,9 +91,11 @@ def robustness(est: NeuralClassifier, waves: list[np.ndarray], y: np.ndarray, co
 
 
 def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None, recipe: dict, *,
-                  runs_dir: str | os.PathLike = "runs", verbose: bool = True) -> dict:
+                  runs_dir: str | os.PathLike = "runs", verbose: bool = True,
+                  protocols: list[dict] | None = None) -> dict:
     """Train ``recipe`` on the corpora under ``data_dir`` and write the model directory.
 
+    ``protocols`` (compact benchmark results, see :func:`protocol_results`) go into the model card.
     Returns the validation metrics (per corpus, fp32 and int8).
     """
     t0 = time.time()
@@ -137,6 +139,7 @@ def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     metrics["validation_int8"] = _metrics(q, y, val_corpora)
     meta = json.loads((model_dir / "model.json").read_text())
     meta["metrics"].update(metrics)
+    meta["metrics"]["protocols"] = protocols or []
     (model_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     (model_dir / "card.md").write_text(model_card(meta))
     if out_dir is not None:
@@ -145,6 +148,27 @@ def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None
         for f in (*CARD_FILES, "card.md"):
             shutil.copyfile(model_dir / f, out / f)
     return metrics
+
+
+def protocol_results(results_dir: str | os.PathLike, recipe: str = "crnn") -> list[dict]:
+    """The compact benchmark results ``<results_dir>/<recipe>__p1..4.json`` that exist, in protocol order."""
+    found = []
+    for n in (1, 2, 3, 4):
+        f = Path(results_dir) / f"{recipe}__p{n}.json"
+        if f.is_file():
+            found.append(json.loads(f.read_text()))
+    return found
+
+
+def refresh_card(model_dir: str | os.PathLike, results: list[dict]) -> None:
+    """Put per-protocol ``results`` into ``model_dir``'s model.json and re-render its card.md."""
+    from ..features.cache import atomic_write
+
+    model_dir = Path(model_dir)
+    meta = json.loads((model_dir / "model.json").read_text())
+    meta.setdefault("metrics", {})["protocols"] = results
+    for name, text in (("model.json", json.dumps(meta, indent=2) + "\n"), ("card.md", model_card(meta))):
+        atomic_write(model_dir / name, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def model_card(meta: dict) -> str:
@@ -160,7 +184,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="recipes/default.toml")
     parser.add_argument("--out", default=None, help="also copy the ONNX files, model.json and card.md here")
     parser.add_argument("--runs", default="runs")
+    parser.add_argument("--protocol-results", default="docs/results",
+                        help="folder of `emovox benchmark` results shown in the card (default: %(default)s)")
+    parser.add_argument("--protocol-recipe", default="crnn",
+                        help="the benchmark recipe that measures this model's recipe on protocols 1-4 (default: %(default)s)")
+    parser.add_argument("--card-only", action="store_true",
+                        help="train nothing: put the protocol results into --out's model.json and re-render its card")
     args = parser.parse_args(argv)
+    results = protocol_results(args.protocol_results, args.protocol_recipe)
+    if args.card_only:
+        if args.out is None or not (Path(args.out) / "model.json").is_file():
+            print("error: --card-only needs --out DIR holding a model.json", file=sys.stderr)
+            return 2
+        refresh_card(args.out, results)
+        print(f"{args.out}/card.md: {len(results)} protocol result(s) of recipe {args.protocol_recipe}")
+        return 0
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -168,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open(args.recipe, "rb") as f:
             recipe = tomllib.load(f)
-        metrics = train_default(args.data, args.out, recipe, runs_dir=args.runs)
+        metrics = train_default(args.data, args.out, recipe, runs_dir=args.runs, protocols=results)
     except (EmovoxError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
