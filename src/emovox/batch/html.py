@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..evaluation.plots import _plt as plt_module
 from ..evaluation.plots import _png as fig_png
-from ..evaluation.report import _CSS, _img, _table, atomic_write
+from ..evaluation.report import CSS, atomic_write, img, table
 from ..labels import EMOTIONS
 
 __all__ = ["page", "table", "img", "cards", "fig_png", "plt_module", "emotion_colors", "atomic_write",
@@ -32,8 +32,6 @@ table.wide td:first-child{word-break:break-all;max-width:420px}
 """
 
 esc = html.escape
-table = _table
-img = _img
 
 
 def emotion_colors(labels: Sequence[str]) -> list[str]:
@@ -56,7 +54,7 @@ def cards(values: Sequence[tuple[str, str]]) -> str:
 def page(title: str, subtitle: str, parts: Sequence[str]) -> str:
     """A self-contained HTML page (inline CSS, images as base64): nothing else needed to view it."""
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{esc(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body><main>"
+            f"<title>{esc(title)}</title><style>{CSS}{_EXTRA_CSS}</style></head><body><main>"
             f"<h1>{esc(title)}</h1><p class='sub'>{esc(subtitle)}</p>\n" + "\n".join(parts)
             + "</main></body></html>\n")
 

@@ -66,7 +66,8 @@ def parse_timestamp(text: str) -> str | None:
     """
     for m in _STAMP.finditer(os.path.basename(str(text))):
         try:
-            return datetime(*map(int, m.groups())).isoformat()
+            year, month, day, hour, minute, second = (int(g) for g in m.groups())
+            return datetime(year, month, day, hour, minute, second).isoformat()
         except ValueError:
             continue
     return None
@@ -108,7 +109,7 @@ def _manifest(csv_path: Path) -> list[tuple[str, str | None]]:
 
 
 def _walk(root: Path) -> list[str]:
-    found = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
         found.extend(os.path.join(dirpath, f) for f in sorted(filenames)

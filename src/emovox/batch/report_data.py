@@ -66,7 +66,7 @@ def _sample(items: list[Item], n: int | None, seed: int) -> list[Item]:
     if n < 1:
         raise ParameterError(f"--sample must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[Item] = []
     for corpus in dict.fromkeys(i.corpus for i in items):
         group = [i for i in items if i.corpus == corpus]
         pick = sorted(rng.choice(len(group), size=min(n, len(group)), replace=False))
@@ -104,7 +104,13 @@ def clip_table(items: Sequence[Item], *, jobs: int = 1, cache: str | os.PathLike
         except OSError:
             keys.append((os.path.abspath(p), -1, -1))
     meta["path"] = [k[0] for k in keys]
-    cache_path = None if cache is False else Path(cache) if cache not in (None, True) else default_stats_cache()
+    cache_path: Path | None
+    if cache is False:
+        cache_path = None
+    elif cache is None or cache is True:
+        cache_path = default_stats_cache()
+    else:
+        cache_path = Path(cache)
     known: dict[tuple, dict] = {}
     if cache_path is not None and cache_path.is_file():
         try:
@@ -116,11 +122,11 @@ def clip_table(items: Sequence[Item], *, jobs: int = 1, cache: str | os.PathLike
     results = stats_many([k[0] for k in todo], jobs=jobs, show_progress=show_progress)
     fresh = {}
     errors = {k: "file not found" for k in keys if k[1] < 0}
-    for k, (stats, err) in zip(todo, results, strict=True):
-        if err is None:
-            fresh[k] = {**dict(zip(_KEY, k, strict=True)), **stats}
+    for k, res in zip(todo, results, strict=True):
+        if res[1] is None:
+            fresh[k] = {**dict(zip(_KEY, k, strict=True)), **res[0]}
         else:
-            errors[k] = err
+            errors[k] = res[1]
     known.update(fresh)
     if cache_path is not None and fresh:
         cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TypeAlias
 
 import numpy as np
 
@@ -20,11 +21,14 @@ from .._progress import progress
 from ..audio import SAMPLE_RATE, load
 from ..errors import EmovoxError
 
-__all__ = ["clip_stats", "yin_f0", "stats_many", "STAT_COLUMNS"]
+__all__ = ["clip_stats", "yin_f0", "stats_many", "STAT_COLUMNS", "ClipResult"]
 
 #: The columns :func:`clip_stats` returns, in order.
 STAT_COLUMNS = ("duration", "rms_db", "peak", "peak_db", "f0_median", "f0_mean", "f0_std", "f0_min",
                 "f0_max", "voiced_share")
+
+#: What :func:`stats_many` gives per file: ``(stats, None)``, or ``(None, error message)``.
+ClipResult: TypeAlias = tuple[dict[str, float], None] | tuple[None, str]
 
 _FRAME, _HOP = 1024, 256
 _FLOOR_DB = -70.0  # frames below this mean power (dBFS) are silence, whatever the clip's peak
@@ -138,19 +142,20 @@ def clip_stats(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> dict[str, float]:
     }
 
 
-def _one(path: str) -> tuple[dict[str, float] | None, str | None]:
+def _one(path: str) -> ClipResult:
     try:
         return clip_stats(load(path)), None
     except EmovoxError as exc:
         return None, str(exc)
 
 
-def stats_many(paths: Sequence[str | os.PathLike], *, jobs: int = 1,
-               show_progress: bool = True) -> list[tuple[dict[str, float] | None, str | None]]:
+def stats_many(paths: Sequence[str | os.PathLike[str]], *, jobs: int = 1,
+               show_progress: bool = True) -> list[ClipResult]:
     """:func:`clip_stats` of many files, ``(stats, None)`` or ``(None, error)`` per file, in order."""
-    paths = [os.fspath(p) for p in paths]
-    bar = dict(total=len(paths), desc="clip stats", enabled=None if show_progress else False)
-    if jobs <= 1 or len(paths) < 8:
-        return [_one(p) for p in progress(paths, **bar)]
+    files = [os.fspath(p) for p in paths]
+    enabled = None if show_progress else False
+    if jobs <= 1 or len(files) < 8:
+        return [_one(p) for p in progress(files, total=len(files), desc="clip stats", enabled=enabled)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(progress(pool.map(_one, paths, chunksize=16), **bar))
+        return list(progress(pool.map(_one, files, chunksize=16), total=len(files), desc="clip stats",
+                             enabled=enabled))

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from . import plots
 
-__all__ = ["write_run", "render_html", "package_versions", "atomic_write", "command_line"]
+__all__ = ["write_run", "render_html", "package_versions", "atomic_write", "command_line", "table",
+           "img", "CSS"]
 
 _PACKAGES = ("emovox", "numpy", "scipy", "scikit-learn", "imbalanced-learn", "librosa", "opensmile",
              "torch", "onnxruntime", "soundfile")
@@ -74,17 +75,20 @@ def _ms(s: dict | None) -> str:
     return "–" if not s else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
 
-def _table(head: list[str], rows: list[list], *, cls: str = "") -> str:
+def table(head: list[str], rows: list[list], *, cls: str = "") -> str:
+    """An HTML table: a header row ``head`` and the body ``rows`` (every cell escaped)."""
     th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _img(png: bytes, alt: str) -> str:
+def img(png: bytes, alt: str) -> str:
+    """An ``<img>`` with the PNG bytes inlined as base64, so the page needs no other file."""
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-_CSS = """
+#: The style sheet of every emovox HTML report (inlined in the page's ``<style>``).
+CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
 main{max-width:1100px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;border-bottom:2px solid #e4e7ee;padding-bottom:4px}
@@ -127,49 +131,49 @@ def render_html(result: dict, figures: dict[str, bytes], *, recipe: dict, run: d
     rows = [[f["name"], f["n_train"], f["n_val"], f["n_test"], len(f["labels"]), _pct(f["metrics"]["ua"]),
              _pct(f["metrics"]["wa"]), _pct(f["metrics"]["macro_f1"]), f"{f['train_seconds']:.1f}",
              f"{f['infer_ms_per_clip']:.2f}"] for f in result["folds"]]
-    parts.append(_table(["fold", "train", "val", "test", "classes", "UA %", "WA %", "macro-F1 %", "train s",
-                         "predict ms/clip"], rows))
+    parts.append(table(["fold", "train", "val", "test", "classes", "UA %", "WA %", "macro-F1 %", "train s",
+                        "predict ms/clip"], rows))
     if "folds" in figures:
-        parts.append(_img(figures["folds"], "scores per fold"))
+        parts.append(img(figures["folds"], "scores per fold"))
     parts.append("<h2>Per class</h2>" if single else "<h2>Per class (all folds pooled)</h2>")
     pc = pooled["per_class"]
     rows = [[lab, _pct(pc[lab]["precision"]), _pct(pc[lab]["recall"]), _pct(pc[lab]["f1"]), pc[lab]["support"],
              f"{pooled['roc'][lab]['auc']:.3f}" if lab in pooled.get("roc", {}) else "–"] for lab in pooled["labels"]]
-    parts.append(_table(["emotion", "precision %", "recall %", "F1 %", "support", "AUC"], rows))
+    parts.append(table(["emotion", "precision %", "recall %", "F1 %", "support", "AUC"], rows))
     parts.append('<div class="grid">')
     for key, alt in (("confusion", "confusion matrix"), ("roc", "ROC curves")):
         if key in figures:
-            parts.append("<div>" + _img(figures[key], alt) + "</div>")
+            parts.append("<div>" + img(figures[key], alt) + "</div>")
     parts.append("</div>")
     cm_rows = [[lab] + row for lab, row in zip(pooled["labels"], pooled["confusion"], strict=True)]
     parts.append("<details><summary>Confusion matrix as counts (rows: true, columns: predicted)</summary>"
-                 + _table(["true \\ predicted"] + list(pooled["labels"]), cm_rows) + "</details>")
+                 + table(["true \\ predicted"] + list(pooled["labels"]), cm_rows) + "</details>")
     parts.append("<h2>Per gender and per speaker</h2>")
     if pooled.get("per_gender"):
         rows = [[g, v["n"], _pct(v["ua"]), _pct(v["wa"])] for g, v in pooled["per_gender"].items()]
-        parts.append(_table(["gender", "clips", "UA %", "WA %"], rows))
+        parts.append(table(["gender", "clips", "UA %", "WA %"], rows))
     for key, alt in (("per_gender", "per gender"), ("per_speaker", "per speaker")):
         if key in figures:
-            parts.append(_img(figures[key], alt))
+            parts.append(img(figures[key], alt))
     if "curves" in figures:
-        parts.append("<h2>Training curves</h2>" + _img(figures["curves"], "training curves"))
+        parts.append("<h2>Training curves</h2>" + img(figures["curves"], "training curves"))
     searches = [(f["name"], f["search"]) for f in result["folds"] if f.get("search", {}).get("best_params")]
     if searches:
         parts.append("<h2>Hyper-parameter search (GroupKFold on speakers, training part only)</h2>")
         rows = [[n, json.dumps(sr["best_params"]), _pct(sr["best_score"]), sr["n_splits"]] for n, sr in searches]
-        parts.append(_table(["fold", "best parameters", f"inner CV {searches[0][1]['scoring']} %", "inner folds"], rows))
+        parts.append(table(["fold", "best parameters", f"inner CV {searches[0][1]['scoring']} %", "inner folds"], rows))
     parts.append("<h2>Model size and speed</h2>")
-    parts.append(_table(["model size", "train s / fold", "predict ms / clip", "features ms / clip"],
-                        [[_size(result.get("model_bytes")), f"{result['train_seconds']:.1f}",
-                          f"{result['infer_ms_per_clip']:.2f}", f"{result.get('feature_ms_per_clip', 0):.1f}"]]))
+    parts.append(table(["model size", "train s / fold", "predict ms / clip", "features ms / clip"],
+                       [[_size(result.get("model_bytes")), f"{result['train_seconds']:.1f}",
+                         f"{result['infer_ms_per_clip']:.2f}", f"{result.get('feature_ms_per_clip', 0):.1f}"]]))
     parts.append("<h2>Configuration and environment</h2>")
     parts.append(f"<p>Command: <code>{html.escape(run.get('command', ''))}</code></p>")
-    parts.append(_table(["package", "version"], [[k, v] for k, v in run["versions"].items()]))
+    parts.append(table(["package", "version"], [[k, v] for k, v in run["versions"].items()]))
     clean = {k: v for k, v in recipe.items() if not k.startswith("_")}
     parts.append("<details><summary>Recipe (a protocol picks its own corpora and label view; [data] is what "
                  "<code>emovox train</code> uses)</summary><pre>" + html.escape(json.dumps(clean, indent=2)) + "</pre></details>")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><main>"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body><main>"
             + "\n".join(parts) + "</main></body></html>\n")
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 __all__ = ["ModelDims", "ARCHS", "build_model", "MeanVarNorm", "count_flops"]
 
@@ -211,16 +212,16 @@ def count_flops(model: nn.Module, *, n_mels: int = 64, frames: int = 301) -> int
     """
     macs = 0
 
-    def conv_hook(m: nn.Module, inp: tuple, out: Tensor) -> None:
+    def conv_hook(m: nn.Conv1d | nn.Conv2d, inp: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal macs
         k = int(torch.tensor(m.kernel_size).prod())
         macs += out.numel() * (m.in_channels // m.groups) * k
 
-    def linear_hook(m: nn.Module, inp: tuple, out: Tensor) -> None:
+    def linear_hook(m: nn.Linear, inp: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal macs
         macs += out.numel() * m.in_features
 
-    def rnn_hook(m: nn.Module, inp: tuple, out: tuple) -> None:
+    def rnn_hook(m: nn.GRU | nn.LSTM, inp: tuple[Tensor, ...], out: tuple[Tensor, object]) -> None:
         nonlocal macs
         gates = {nn.GRU: 3, nn.LSTM: 4}[type(m)]
         steps = inp[0].shape[1]
@@ -230,7 +231,7 @@ def count_flops(model: nn.Module, *, n_mels: int = 64, frames: int = 301) -> int
             macs += steps * dirs * gates * m.hidden_size * (size_in + m.hidden_size)
             size_in = m.hidden_size * dirs
 
-    hooks = []
+    hooks: list[RemovableHandle] = []
     for mod in model.modules():
         if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             hooks.append(mod.register_forward_hook(conv_hook))

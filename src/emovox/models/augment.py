@@ -75,7 +75,12 @@ def time_stretch(y: np.ndarray, rng: np.random.Generator | None = None, *,
                  rate: tuple[float, float] | float = (0.85, 1.15), n_fft: int = 512,
                  hop: int = 128) -> np.ndarray:
     """Phase-vocoder time stretch: ``rate`` > 1 is faster (shorter), pitch unchanged."""
-    r = float(rng.uniform(*rate)) if rng is not None and not np.isscalar(rate) else float(rate)  # type: ignore[arg-type]
+    if isinstance(rate, (int, float, np.generic)):  # a fixed rate
+        r = float(rate)
+    elif rng is None:
+        raise TypeError(f"time_stretch: rate {rate!r} is a range; pass rng to draw from it")
+    else:
+        r = float(rng.uniform(*rate))
     if len(y) < n_fft:
         return y.astype(np.float32)
     _, _, z = scipy.signal.stft(y, nperseg=n_fft, noverlap=n_fft - hop, boundary="even")
