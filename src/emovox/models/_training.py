@@ -39,13 +39,14 @@ def unweighted_recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def stratified_holdout(y: np.ndarray, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) holding out ``fraction`` of each class (at least one where it has 2+)."""
     rng = np.random.default_rng(seed)
-    tr, va = [], []
+    tr: list[int] = []
+    va: list[int] = []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         k = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
-        va.extend(idx[:k])
-        tr.extend(idx[k:])
-    return np.sort(np.array(tr, dtype=int)), np.sort(np.array(va, dtype=int))
+        va.extend(int(i) for i in idx[:k])
+        tr.extend(int(i) for i in idx[k:])
+    return np.sort(np.asarray(tr, dtype=np.int64)), np.sort(np.asarray(va, dtype=np.int64))
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, *, bins: int = 15) -> float:
@@ -128,7 +129,8 @@ class TrainLoop:
         self.ema = copy.deepcopy(self.model) if est.ema else None
         self.step = 0
         self.history: list[dict] = []
-        self.best_ua, self.best_epoch, self.best_state = -1.0, 0, None
+        self.best_ua, self.best_epoch = -1.0, 0
+        self.best_state: dict[str, Any] | None = None
         self.best_val_logits = np.zeros((len(val_y), len(est.classes_)), np.float32)
         self.bad_epochs, self.start_epoch = 0, 0
         self.ckpt = Path(est.checkpoint_dir) / "checkpoint.pt" if est.checkpoint_dir else None
@@ -151,7 +153,7 @@ class TrainLoop:
 
         x = self.data[i]
         plan = self.aug.plan(self.rng) if self.waves is not None else []
-        if plan:  # augment a random ~1.25-window stretch of the waveform, then its log-mel
+        if plan and self.waves is not None:  # augment a random ~1.25-window stretch, then its log-mel
             w, span = self.waves[i], int(1.25 * self.est.window_seconds * self.est.frontend.sr)
             if len(w) > span:
                 s = int(self.rng.integers(0, len(w) - span + 1))

@@ -167,19 +167,19 @@ class NeuralClassifier:
         if len(waves) != len(y) or not len(waves):
             raise ParameterError(f"need as many labels as clips, got {len(waves)} clips, {len(y)} labels")
         self._seed_all(torch)
-        y = np.asarray([str(v) for v in y])
-        self.classes_ = np.unique(y)
+        labels = np.asarray([str(v) for v in y])
+        self.classes_ = np.unique(labels)
         if val is None:
-            tr, va = T.stratified_holdout(y, fraction=0.1, seed=self.seed)
-            val = ([waves[i] for i in va], y[va])
-            waves, y = [waves[i] for i in tr], y[tr]
+            tr, va = T.stratified_holdout(labels, fraction=0.1, seed=self.seed)
+            val = ([waves[i] for i in va], labels[va])
+            waves, labels = [waves[i] for i in tr], labels[tr]
             groups = None if groups is None else [groups[i] for i in tr]
             soft_targets = None if soft_targets is None else np.asarray(soft_targets)[tr]
         if soft_targets is not None and np.shape(soft_targets) != (len(waves), len(self.classes_)):
             raise ParameterError(f"soft_targets must have shape {(len(waves), len(self.classes_))}, "
                                  f"got {np.shape(soft_targets)}")
         index = {c: i for i, c in enumerate(self.classes_)}
-        y_idx = np.array([index[c] for c in y])
+        y_idx = np.array([index[c] for c in labels])
         val_y = np.array([index.get(str(c), -1) for c in val[1]])
         if (val_y < 0).any():
             raise ParameterError("validation labels must be among the training labels")

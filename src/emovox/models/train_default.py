@@ -113,8 +113,9 @@ def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None
         print(f"{len(train_items)} training clips, {len(val_items)} validation clips "
               f"({len(val_spk)} held-out speakers), loaded in {time.time() - t0:.0f} s", flush=True)
     est = NeuralClassifier.from_recipe(recipe, checkpoint_dir=str(run / "checkpoint"), verbose=verbose)
-    val_y = [view.map(it.label) for it in val_items]
-    est.fit([by_path[it.path] for it in train_items], [view.map(it.label) for it in train_items],
+    # items were filtered above to the ones the view maps, so every label here is a str
+    val_y = [str(view.map(it.label)) for it in val_items]
+    est.fit([by_path[it.path] for it in train_items], [str(view.map(it.label)) for it in train_items],
             val=([by_path[it.path] for it in val_items], val_y),
             groups=[it.corpus for it in train_items])
     minutes = (time.time() - t0) / 60
