@@ -310,6 +310,10 @@ def test_api_key_required_when_set(servers, speech_file):
         assert _receive(ws)["error"]["type"] == "unauthorized"
     with ws_client.connect(f"{keyed.ws_url}/v1/stream", additional_headers={"X-API-Key": KEY}) as ws:
         assert _receive(ws)["type"] == "ready"
+    with ws_client.connect(f"{keyed.ws_url}/v1/stream?api_key={KEY}") as ws:  # how a browser passes it
+        assert _receive(ws)["type"] == "ready"
+    with ws_client.connect(f"{keyed.ws_url}/v1/stream?api_key=wrong") as ws:
+        assert _receive(ws)["error"]["type"] == "unauthorized"
     with httpx.Client(base_url=open_.url) as c:  # no key configured: no key needed
         assert c.get("/v1/model").status_code == 200
 

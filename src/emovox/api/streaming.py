@@ -74,9 +74,11 @@ async def stream_endpoint(websocket) -> None:
     settings = websocket.app.state.settings
     try:
         if settings.api_key is not None:
-            key = websocket.headers.get("x-api-key") or ""
+            # Browsers cannot set headers on a WebSocket, so the key may also come as ?api_key=
+            key = websocket.headers.get("x-api-key") or websocket.query_params.get("api_key") or ""
             if not hmac.compare_digest(key, settings.api_key):
-                return await _error(websocket, "unauthorized", "missing or wrong X-API-Key header", close=_POLICY)
+                return await _error(websocket, "unauthorized", "missing or wrong X-API-Key header (or api_key query "
+                                    "parameter)", close=_POLICY)
         if service is None:
             return await _error(websocket, "unavailable", "the model is not loaded", close=_TRY_LATER)
         if service.streams >= settings.max_streams:
