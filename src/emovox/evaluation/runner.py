@@ -176,16 +176,6 @@ def _thread_limit(threads: int | None):
     return threadpool_limits(limits=int(threads))
 
 
-def _align(proba: np.ndarray, classes: list[str], labels: list[str]) -> np.ndarray:
-    """Columns of ``proba`` (model classes) reordered to ``labels``; missing classes get 0."""
-    out = np.zeros((proba.shape[0], len(labels)))
-    for j, c in enumerate(classes):
-        if c in labels:
-            out[:, labels.index(c)] = proba[:, j]
-    total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=np.full_like(out, 1 / len(labels)), where=total > 0)
-
-
 def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool,
               measure_size: bool = True) -> tuple[dict, list[dict], list[dict], object]:
     items, labels = data.items, list(fold.labels)
@@ -196,7 +186,9 @@ def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool,
     t0 = time.perf_counter()
     raw, classes = backend.predict_proba(model, test)
     predict_s = time.perf_counter() - t0
-    proba = _align(np.asarray(raw, dtype=float), classes, labels)
+    from ..models.classical import align_proba
+
+    proba = align_proba(np.asarray(raw, dtype=float), classes, labels)
     y_pred = [labels[k] for k in proba.argmax(axis=1)]
     y_true = [items[i].label for i in test]
     metrics = classification_metrics(y_true, y_pred, labels=labels, proba=proba,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from .._lazy import require
 from ..errors import ModelError, ParameterError
 
 __all__ = ["make_classical", "fit_classical", "save_classical", "load_classical", "classifier_for",
-           "SOURCE_MLP_PARAMS"]
+           "SOURCE_MLP_PARAMS", "align_proba"]
 
 #: The source projects' MLP (speech-emotion-recognition tutorials on RAVDESS).
 SOURCE_MLP_PARAMS: dict[str, Any] = {"activation": "tanh", "alpha": 0.05, "hidden_layer_sizes": (150,),
@@ -243,3 +244,14 @@ def load_classical(model_dir: str | os.PathLike):
     if expected and _sha256(path) != expected:
         raise ModelError(f"{path}: SHA-256 does not match model.json (corrupt or replaced file)")
     return joblib.load(path), meta
+
+
+def align_proba(proba: np.ndarray, classes: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    """Columns of ``proba`` (one per model class) reordered to ``labels``; classes not in ``labels``
+    are dropped, labels the model lacks get 0, and rows are renormalised (uniform where empty)."""
+    out = np.zeros((proba.shape[0], len(labels)))
+    for j, c in enumerate(classes):
+        if str(c) in labels:
+            out[:, list(labels).index(str(c))] = proba[:, j]
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1 / len(labels)), where=total > 0)

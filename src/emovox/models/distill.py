@@ -37,7 +37,7 @@ def cross_fitted_proba(teacher: dict, X: np.ndarray, y: Sequence[str], groups: S
     """
     from sklearn.model_selection import GroupKFold
 
-    from .classical import fit_classical
+    from .classical import align_proba, fit_classical
 
     y_arr, g_arr = np.asarray(y), np.asarray(groups)
     n_groups = len(set(g_arr.tolist()))
@@ -46,9 +46,5 @@ def cross_fitted_proba(teacher: dict, X: np.ndarray, y: Sequence[str], groups: S
     out = np.zeros((len(y_arr), len(classes)))
     for tr, te in GroupKFold(n_splits=min(folds, n_groups)).split(X, y_arr, g_arr):
         model, _ = fit_classical(teacher, X[tr], y_arr[tr], groups=g_arr[tr])
-        proba = model.predict_proba(X[te])
-        for j, c in enumerate(model.classes_):
-            if str(c) in classes:
-                out[te, list(classes).index(str(c))] = proba[:, j]
-    total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=np.full_like(out, 1 / len(classes)), where=total > 0)
+        out[te] = align_proba(model.predict_proba(X[te]), [str(c) for c in model.classes_], classes)
+    return out
