@@ -152,3 +152,20 @@ def test_outputs_in_all_formats(predictor, bursts, tmp_path):
     with pytest.raises(ParameterError):
         write_analysis(result, tmp_path / "t.xlsx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json", "t.parquet"]
+
+
+def test_analysis_and_streaming_build_the_one_segment_shape(predictor):
+    from emovox.inference.outputs import SEGMENT_KEYS as KEYS
+    from emovox.inference.outputs import segment_record
+    from emovox.inference.streaming import StreamingPredictor
+
+    assert set(KEYS) == SEGMENT_KEYS
+    rng = np.random.default_rng(0)
+    y = (rng.normal(0, 0.1, 3 * SR) * np.sin(np.linspace(0, 40, 3 * SR)) ** 2).astype(np.float32)
+    segments = analyze(y, predictor=predictor, smoothing=0).segments
+    stream = StreamingPredictor(predictor, name="live")
+    stream.feed(y)
+    stream.flush()
+    for s in segments + stream.segments:
+        assert set(s) == SEGMENT_KEYS
+        assert s == segment_record(**s)  # already in the canonical, rounded form

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, AudioSource, describe, load, stream, validate
 from ..errors import AudioError, ParameterError
+from .outputs import segment_record
 from .predictor import NO_SPEECH, Predictor, single_thread_blas
 from .segmentation import SegmentConfig, Segmenter, split_turn
 from .summary import smooth, summarize
@@ -274,6 +275,6 @@ def _predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int,
 
 def _segment(file: str, channel: str, a: int, b: int, emotion: str, probs: dict,
              confidence: float, uncertain: bool) -> dict:
-    return {"file": file, "channel": channel, "start": round(a / SAMPLE_RATE, 3),
-            "end": round(b / SAMPLE_RATE, 3), "emotion": emotion, "confidence": round(confidence, 4),
-            "uncertain": uncertain, "probabilities": {k: round(v, 4) for k, v in probs.items()}}
+    return segment_record(file=file, channel=channel, start=a / SAMPLE_RATE, end=b / SAMPLE_RATE,
+                          emotion=emotion, confidence=confidence, uncertain=uncertain,
+                          probabilities=probs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,10 +20,50 @@ from ..errors import ParameterError
 if TYPE_CHECKING:
     from .analysis import Analysis
 
-__all__ = ["FORMATS", "segment_rows", "write_analysis"]
+__all__ = ["FORMATS", "SEGMENT_KEYS", "segment_record", "segment_rows", "write_analysis"]
 
 FORMATS = (".csv", ".json", ".parquet")
 BASE_COLUMNS = ("file", "channel", "start", "end", "emotion", "confidence", "uncertain")
+SEGMENT_KEYS = (*BASE_COLUMNS, "probabilities")
+
+
+def segment_record(*, file: str, channel: str, start: float, end: float, emotion: str,
+                   confidence: float, uncertain: bool, probabilities: Mapping[str, float]) -> dict:
+    """The one segment shape (CLI, API, UI, Spark): times in seconds, rounded to 1 ms.
+
+    Parameters
+    ----------
+    file, channel : str
+        The source's name and the channel's name (``"mix"``, ``"left"``, ...).
+    start, end : float
+        Seconds from the start of the source.
+    emotion : str
+        A label, or ``"no_speech"``.
+    confidence : float
+        Probability of ``emotion`` (1.0 for ``"no_speech"``).
+    uncertain : bool
+        Whether the decision is below the model's confidence or margin thresholds.
+    probabilities : mapping of str to float
+        ``{label: p}``; empty for ``"no_speech"``.
+
+    Returns
+    -------
+    dict
+        ``{"file", "channel", "start", "end", "emotion", "confidence", "uncertain",
+        "probabilities"}`` with confidence and probabilities rounded to 4 decimals.
+
+    Examples
+    --------
+    >>> segment_record(file="a.wav", channel="mix", start=0.0, end=1.23456, emotion="happy",
+    ...                confidence=0.812345, uncertain=False, probabilities={"happy": 0.812345})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'file': 'a.wav', 'channel': 'mix', 'start': 0.0, 'end': 1.235, 'emotion': 'happy',
+     'confidence': 0.8123, 'uncertain': False, 'probabilities': {'happy': 0.8123}}
+    """
+    return {"file": file, "channel": channel, "start": round(float(start), 3),
+            "end": round(float(end), 3), "emotion": emotion, "confidence": round(float(confidence), 4),
+            "uncertain": bool(uncertain),
+            "probabilities": {k: round(float(v), 4) for k, v in probabilities.items()}}
 
 
 def segment_rows(analysis: Analysis) -> tuple[list[str], list[dict]]:

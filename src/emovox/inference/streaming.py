@@ -14,6 +14,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, validate
 from ..errors import AudioError, ParameterError
+from .outputs import segment_record
 from .predictor import Predictor
 from .summary import summarize
 
@@ -127,13 +128,11 @@ class StreamingPredictor:
             clips.append(self._buffer[a : end - self._buffer_start])
         out = []
         for end, p in zip(ends, self.predictor.predict_many(clips), strict=True):
-            seg = {
-                "file": self.name, "channel": self.channel,
-                "start": round(self._emitted / SAMPLE_RATE, 3), "end": round(end / SAMPLE_RATE, 3),
-                "emotion": p.label, "confidence": round(p.confidence, 4), "uncertain": p.uncertain,
-                "probabilities": {k: round(v, 4) for k, v in p.probabilities.items()},
-                "window_start": round(max(0, end - self.window) / SAMPLE_RATE, 3),
-            }
+            seg = segment_record(file=self.name, channel=self.channel,
+                                 start=self._emitted / SAMPLE_RATE, end=end / SAMPLE_RATE,
+                                 emotion=p.label, confidence=p.confidence, uncertain=p.uncertain,
+                                 probabilities=p.probabilities)
+            seg["window_start"] = round(max(0, end - self.window) / SAMPLE_RATE, 3)
             self._emitted = end
             out.append(seg)
         self.segments.extend({k: v for k, v in s.items() if k != "window_start"} for s in out)
