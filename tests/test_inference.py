@@ -110,6 +110,48 @@ def test_bad_audio_raises_audio_error(predictor, tmp_path):
         predictor.predict(tmp_path / "t.wav")
 
 
+def test_soundfile_layout_is_rejected_with_the_fix(predictor):
+    stereo = np.stack([tone(220, 2.0), tone(330, 2.0)], axis=1)  # soundfile's (n, channels)
+    with pytest.raises(ParameterError, match=r"transpose soundfile's \(n, channels\)"):
+        predictor.predict(stereo, vad=False)
+    assert predictor.predict(stereo.T, vad=False).label in TOY_LABELS  # (channels, n) is mixed down
+
+
+def test_blas_limit_holds_under_overlapping_calls():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    code = """
+import threading
+import numpy as np
+from threadpoolctl import threadpool_limits
+from emovox._threads import blas_threads
+from emovox.inference.predictor import single_thread_blas
+
+if not blas_threads():
+    print("SKIP"); raise SystemExit(0)
+threadpool_limits(limits=2, user_api="blas")  # a multi-threaded BLAS, whatever this machine has
+a, b = single_thread_blas(), single_thread_blas()
+a.__enter__(); b.__enter__()
+a.__exit__(None, None, None)                    # one API thread finishes while another computes
+assert blas_threads() and set(blas_threads()) == {1}, blas_threads()
+b.__exit__(None, None, None)
+
+def work():
+    for _ in range(20):
+        with single_thread_blas():
+            np.ones((64, 64)) @ np.ones((64, 64))
+threads = [threading.Thread(target=work) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+assert set(blas_threads()) == {1}, blas_threads()
+print("OK")
+"""
+    del threadpoolctl
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if proc.stdout.strip() == "SKIP":
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    assert proc.stdout.strip() == "OK"
+
+
 def test_int8_model_agrees_with_float(toy_dir, speech):
     f32 = Predictor.load(toy_dir).predict(speech)
     i8 = Predictor.load(toy_dir, int8=True).predict(speech)

@@ -10,10 +10,10 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
+from .._threads import limit_blas_threads
 from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
 from ..errors import ModelError, ParameterError
 from ..features.logmel import logmel
@@ -48,23 +48,16 @@ class Prediction:
         return asdict(self)
 
 
-@lru_cache(maxsize=1)
-def _blas_controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
 def single_thread_blas() -> contextlib.AbstractContextManager:
-    """Limit numpy's BLAS to one thread while inside (no-op without threadpoolctl).
+    """Limit numpy's BLAS to one thread, once for the whole process; returns a no-op context.
 
-    The log-mel's small matrix products run 4-5x slower in CPU time with multi-threaded
-    OpenBLAS (its threads spin), and ONNX Runtime has its own thread pool anyway.
+    The limit is process-wide and set once (:func:`emovox._threads.limit_blas_threads`), not
+    saved and restored per call: overlapping calls from API worker threads would otherwise
+    restore each other's saved counts and leave an arbitrary one. Kept as a context manager so
+    ``with single_thread_blas():`` marks the numeric code that wants it.
     """
-    ctl = _blas_controller()
-    return ctl.limit(limits=1, user_api="blas") if ctl is not None else contextlib.nullcontext()
+    limit_blas_threads()
+    return contextlib.nullcontext()
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -216,6 +209,10 @@ class Predictor:
         if isinstance(audio, np.ndarray):
             y = validate(audio)
             if y.ndim == 2:
+                if y.shape[0] >= y.shape[1]:  # more channels than samples: soundfile's (n, channels)
+                    raise ParameterError(
+                        f"audio array of shape {audio.shape} is ambiguous: pass (channels, n) or (n,); "
+                        "transpose soundfile's (n, channels) with y.T, or read with emovox.audio.load")
                 y = y.mean(axis=0)
             if y.ndim != 1:
                 raise ParameterError(f"audio array must be 1-D or (channels, n), got shape {audio.shape}")
