@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 ws_client = pytest.importorskip("websockets.sync.client")
+ws_exceptions = pytest.importorskip("websockets.exceptions")
 testing = pytest.importorskip("emovox.api.testing")
 
 pytestmark = pytest.mark.slow  # two server processes start once for the module (~10 s)
@@ -327,3 +329,80 @@ def test_cors_off_unless_configured(servers):
     assert r.headers.get("access-control-allow-origin") == "https://app.example"
     r = httpx.options(f"{keyed.url}/v1/predict", headers={**pre, "Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+# -- timeouts with a slow model (in-process server: the test reads the predictor's counters) ----
+class _SlowPredictor(Predictor):
+    """The toy model, ``delay`` seconds slower per call; counts the calls running at once."""
+
+    delay = 0.0
+
+    def predict_many(self, clips, **kwargs):
+        import time
+
+        with _SlowPredictor._lock:
+            self.running = getattr(self, "running", 0) + 1
+            self.peak = max(getattr(self, "peak", 0), self.running)
+        try:
+            time.sleep(self.delay)
+            return super().predict_many(clips, **kwargs)
+        finally:
+            with _SlowPredictor._lock:
+                self.running -= 1
+
+    _lock = threading.Lock()
+
+
+def _wait_idle(slow, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while getattr(slow, "running", 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_timeouts_keep_the_concurrency_limit_and_close_the_stream(toy_dir):
+    import time
+
+    from emovox.api.app import create_app
+    from emovox.api.settings import Settings
+
+    slow = _SlowPredictor.load(toy_dir, threads=1)
+    settings = Settings(model_dir=toy_dir, max_concurrency=1, request_timeout=0.5, api_key=None, cors_origins=())
+    wav = _wav_bytes(tone(220, 1.0))
+    with testing.running_app(create_app(settings, predictor=slow)) as url, httpx.Client(base_url=url, timeout=30) as c:
+        slow.delay = 1.5
+        codes = []
+
+        def post():
+            codes.append(c.post("/v1/predict", content=wav, headers={"content-type": "audio/wav"}).status_code)
+
+        first = threading.Thread(target=post)
+        first.start()
+        time.sleep(0.3)  # the second request queues while the first runs; it outlives the first's 504
+        second = threading.Thread(target=post)
+        second.start()
+        first.join()
+        second.join()
+        assert codes == [504, 504]
+        _wait_idle(slow)
+        assert slow.peak == 1  # the abandoned call kept its slot: the second never ran beside it
+        slow.delay = 0.0
+        assert c.post("/v1/predict", content=wav, headers={"content-type": "audio/wav"}).status_code == 200
+
+        slow.peak, slow.delay = 0, 1.5
+        pcm = (tone(220, 1.2) * 32767).astype("<i2").tobytes()
+        ws_url = "ws" + url[len("http"):] + "/v1/stream"
+        with ws_client.connect(ws_url) as ws:
+            assert _receive(ws)["type"] == "ready"
+            ws.send(pcm)
+            error = _receive(ws)
+            assert error["type"] == "error" and error["error"]["type"] == "timeout", error
+            assert "stream is closed" in error["error"]["message"]
+            with contextlib.suppress(Exception):
+                ws.send(pcm)  # must not run beside the abandoned feed
+            with pytest.raises(ws_exceptions.ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        _wait_idle(slow)
+        assert slow.peak == 1

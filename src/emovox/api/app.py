@@ -93,13 +93,16 @@ def _error_responses(ErrorBody, *codes: int) -> dict:
     return {c: {"model": ErrorBody, "description": text.get(c, "error")} for c in codes}
 
 
-def create_app(settings: Settings | None = None):
+def create_app(settings: Settings | None = None, *, predictor=None):
     """Build the FastAPI app.
 
     Parameters
     ----------
     settings : Settings, optional
         Default: :meth:`Settings.from_env`.
+    predictor : emovox.inference.Predictor, optional
+        An already loaded predictor to serve (embedding the app, tests); default: the model
+        ``settings.model_dir`` names, loaded when the app starts.
 
     Returns
     -------
@@ -121,7 +124,10 @@ def create_app(settings: Settings | None = None):
     async def lifespan(app):
         import anyio
 
-        app.state.service = await anyio.to_thread.run_sync(Service.load, settings)
+        if predictor is not None:
+            app.state.service = Service(predictor, settings)
+        else:
+            app.state.service = await anyio.to_thread.run_sync(Service.load, settings)
         yield
 
     app = fastapi.FastAPI(title="emovox", version=__version__, description=_DESCRIPTION, lifespan=lifespan)

@@ -15,7 +15,9 @@ Protocol (JSON text frames from the server):
 
 A bad frame (odd byte count, empty or oversized chunk, unknown text) gets
 ``{"type": "error", "error": {"type", "message"}}`` and the stream goes on; auth failures,
-overload, idle and length limits get an error frame and a close.
+overload, idle and length limits get an error frame and a close. An inference that times out
+closes the stream too (1013, try again later): the abandoned call may still be running, and
+the next chunk must not run beside it.
 """
 
 from __future__ import annotations
@@ -124,11 +126,13 @@ async def _serve(ws, service, settings) -> None:
             if live.duration + len(data) / 2 / SAMPLE_RATE > settings.max_stream_seconds:
                 return await _error(ws, "stream_too_long",
                                     f"a stream may carry {settings.max_stream_seconds:g} s of audio", close=_TOO_BIG)
-            await _updates(ws, service, live.feed_pcm16, data)
+            if not await _updates(ws, service, live.feed_pcm16, data):
+                return
         elif text is not None:
             command = _command(text)
             if command == "end":
-                await _updates(ws, service, live.flush)
+                if not await _updates(ws, service, live.flush):
+                    return
                 await _send(ws, {"type": "summary", "duration": round(live.duration, 3),
                                  "segments": live.segments, "summary": live.summary()})
                 return await ws.close(code=1000)
@@ -139,15 +143,23 @@ async def _serve(ws, service, settings) -> None:
                              "'end' or 'ping'")
 
 
-async def _updates(ws, service, fn, *args) -> None:
-    """Run ``fn`` (feed/flush) in the inference pool and send its segments as updates."""
+async def _updates(ws, service, fn, *args) -> bool:
+    """Run ``fn`` (feed/flush) in the inference pool and send its segments as updates.
+
+    Returns False when the stream has been closed (an inference timed out).
+    """
     try:
         segments = await service.run(fn, *args)
     except EmovoxError as exc:
         await _error(ws, "bad_chunk" if status_of(exc)[0] < 500 else status_of(exc)[1], str(exc))
-        return
+        return True
     except ApiError as exc:
+        if exc.status == 504:
+            await _error(ws, exc.type, f"{exc.message}; the stream is closed: reconnect and send "
+                         "smaller or fewer chunks, or raise EMOVOX_REQUEST_TIMEOUT", close=_TRY_LATER)
+            return False
         await _error(ws, exc.type, exc.message)
-        return
+        return True
     for seg in segments:
         await _send(ws, {"type": "update", **seg})
+    return True

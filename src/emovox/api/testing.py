@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Server", "free_port", "start_server", "running_server", "rss_bytes"]
+__all__ = ["Server", "free_port", "start_server", "running_server", "running_app", "rss_bytes"]
 
 
 def free_port() -> int:
@@ -119,3 +119,31 @@ def running_server(*, env: dict[str, str] | None = None, args: Sequence[str] = (
         yield server.wait_healthy(startup_timeout)
     finally:
         server.stop()
+
+
+@contextmanager
+def running_app(app, *, startup_timeout: float = 30.0) -> Iterator[str]:
+    """Serve an ASGI ``app`` with uvicorn in a thread of this process; yield its base URL.
+
+    For tests that need the server to share objects with the test (a predictor that counts
+    its calls, say); :func:`running_server` runs the real ``emovox serve`` process instead.
+    """
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + startup_timeout
+    try:
+        while not _healthy(url):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"in-process server on port {port} did not become healthy")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

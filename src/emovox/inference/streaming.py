@@ -5,10 +5,13 @@
 :meth:`Predictor.predict_many`, VAD on, so silence gives ``"no_speech"``) and returns one
 segment in the shape every emovox interface uses. The segments tile the stream (each covers
 the audio received since the previous one), so :meth:`summary` is the summary of a timeline,
-exactly as :func:`~emovox.inference.analyze` builds it.
+exactly as :func:`~emovox.inference.analyze` builds it. :meth:`~StreamingPredictor.feed` and
+:meth:`~StreamingPredictor.flush` hold a lock, so calls from several threads run one at a time.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -76,6 +79,7 @@ class StreamingPredictor:
         self._buffer_start = 0  # stream sample index of _buffer[0]
         self._received = 0
         self._emitted = 0  # samples covered by segments so far
+        self._lock = threading.Lock()  # feed/flush from worker threads never interleave
 
     @property
     def duration(self) -> float:
@@ -100,18 +104,20 @@ class StreamingPredictor:
         y = validate(samples, name=self.name)
         if y.ndim != 1:
             raise ParameterError(f"{self.name}: stream samples must be 1-D, got shape {y.shape}")
-        self._buffer = np.concatenate([self._buffer, y])
-        self._received += len(y)
-        ends = list(range(self._emitted + self.step, self._received + 1, self.step))
-        out = self._predict(ends)
-        self._trim()
-        return out
+        with self._lock:
+            self._buffer = np.concatenate([self._buffer, y])
+            self._received += len(y)
+            ends = list(range(self._emitted + self.step, self._received + 1, self.step))
+            out = self._predict(ends)
+            self._trim()
+            return out
 
     def flush(self) -> list[dict]:
         """The segment for audio received since the last update (none if there is none)."""
-        out = self._predict([self._received]) if self._received > self._emitted else []
-        self._trim()
-        return out
+        with self._lock:
+            out = self._predict([self._received]) if self._received > self._emitted else []
+            self._trim()
+            return out
 
     def summary(self) -> dict:
         """Summary of the segments so far (the shape of ``Analysis.summary``)."""
