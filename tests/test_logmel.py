@@ -96,4 +96,11 @@ def test_docstring_examples_hold():
 
 def test_config_round_trip():
     cfg = LogMelConfig(n_mels=80)
-    assert LogMelConfig.from_dict({**cfg.to_dict(), "unknown": 1}) == cfg
+    assert cfg.to_dict()["type"] == "logmel"
+    assert LogMelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_config_unknown_key_is_an_error():
+    # A frontend setting this version does not know would otherwise be dropped silently.
+    with pytest.raises(ParameterError, match="unknown key"):
+        LogMelConfig.from_dict({**LogMelConfig().to_dict(), "preemphasis": 0.97})

@@ -39,11 +39,16 @@ class LogMelConfig:
     log_offset: float = 1e-6
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"type": "logmel", **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> LogMelConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        """Inverse of :meth:`to_dict`; an unknown key is an error, not silently dropped."""
+        d = {k: v for k, v in d.items() if k != "type"}
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ParameterError(f"logmel frontend: unknown key(s) {', '.join(unknown)}")
+        return cls(**d)
 
 
 def hz_to_mel(f: np.ndarray | float) -> np.ndarray:

@@ -36,7 +36,15 @@ class FeatureSet:
     description: str
 
 
-_ATOM_BACKEND = {**{a: "librosa" for a in handcrafted.ATOMS}, "egemaps": "opensmile", "logmel_stats": "numpy"}
+#: Frozen pretrained-encoder atoms: ``whisper_<encoder>_l<k>`` -> (encoder, layer k, width).
+_WHISPER_ATOMS: dict[str, tuple[str, int, int]] = {
+    f"whisper_{enc.replace('.', '_')}_l{k}": (enc, k, width)
+    for enc, (blocks, width) in {"base": (4, 512), "tiny.en": (4, 384)}.items()
+    for k in range(blocks + 1)
+}
+
+_ATOM_BACKEND = {**{a: "librosa" for a in handcrafted.ATOMS}, "egemaps": "opensmile", "logmel_stats": "numpy",
+                 **{a: "torch" for a in _WHISPER_ATOMS}}
 
 FEATURE_SETS: dict[str, FeatureSet] = {
     "mfcc": FeatureSet("mfcc", ("mfcc",), "40 MFCCs, mean over time (librosa)"),
@@ -53,6 +61,11 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     "egemaps": FeatureSet("egemaps", ("egemaps",), "eGeMAPSv02 functionals, 88 values (opensmile)"),
     "logmel_stats": FeatureSet("logmel_stats", ("logmel_stats",),
                                "mean and std over time of the 64-band log-mel frontend (numpy only)"),
+    **{atom: FeatureSet(atom, (atom,),
+                        f"mean and std over time of frozen Whisper {enc} after "
+                        f"{'its convolutional stem' if k == 0 else f'block {k}'} ({2 * w}-d; torch, "
+                        "the whisper extra)")
+       for atom, (enc, k, w) in _WHISPER_ATOMS.items()},
 }
 
 
@@ -89,6 +102,11 @@ def _atom_names(atom: str) -> list[str]:
         from .egemaps import egemaps_names
 
         return egemaps_names()
+    if atom in _WHISPER_ATOMS:
+        from .whisper.embeddings import layer_stat_names
+
+        enc, k, width = _WHISPER_ATOMS[atom]
+        return layer_stat_names(enc, k, width)
     return _logmel_stats_names()
 
 
@@ -118,7 +136,7 @@ def feature_config(set: str, *, sr: int = SAMPLE_RATE) -> dict:
     atoms = resolve(set)
     cfg = {"atoms": atoms, "sr": int(sr), "version": FEATURES_VERSION, "libraries": _versions(atoms)}
     if "logmel_stats" in atoms:
-        cfg["logmel"] = _LOGMEL.to_dict()
+        cfg["logmel"] = {k: v for k, v in _LOGMEL.to_dict().items() if k != "type"}  # hash as before
     cfg["hash"] = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
     return cfg
 
@@ -169,4 +187,12 @@ def extract(y: np.ndarray, *, set: str = "handcrafted", sr: int = SAMPLE_RATE) -
         parts["egemaps"] = egemaps(y, sr=sr)
     if "logmel_stats" in atoms:
         parts["logmel_stats"] = _logmel_stats(y, sr)
+    for atom in atoms:
+        if atom in _WHISPER_ATOMS:
+            from .whisper.embeddings import layer_stats
+
+            if sr != SAMPLE_RATE:
+                raise ParameterError(f"{atom} needs audio at {SAMPLE_RATE} Hz, got sr={sr}")
+            enc, k, _ = _WHISPER_ATOMS[atom]
+            parts[atom] = layer_stats(y, encoder=enc)[k].astype(np.float64)
     return np.concatenate([parts[a] for a in atoms])

@@ -248,10 +248,9 @@ def _predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int,
                    file: str, hop: int) -> list[dict]:
     """Segments for the finished turns of one channel (one model batch for all their windows).
 
-    Each turn's log-mel is computed once; every cell's window is a slice of it (tiled when the
-    turn is shorter than a window), as training cuts windows from a clip's log-mel.
+    The model inputs come from :meth:`Predictor.window_inputs`: slices of one log-mel of the turn
+    for sliding-window models, each window through the frontend for chunked (Whisper) models.
     """
-    hop_length = predictor.card.frontend.hop_length
     cells: list[tuple[int, int]] = []
     feats: list[np.ndarray] = []
     out: list[dict] = []
@@ -260,13 +259,11 @@ def _predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int,
         if is_steady(y):
             out.append(_segment(file, state.name, a, b, NO_SPEECH, {}, 1.0, False))
             continue
-        lm = predictor.logmel(y)
-        for c0, c1, w0, _ in split_turn(a, b, window=predictor.window_samples, hop=hop):
-            f0 = (w0 - a) // hop_length
-            feats.append(predictor.fit_window(lm[:, f0 : f0 + predictor.window_frames]))
-            cells.append((c0, c1))
+        parts = split_turn(a, b, window=predictor.window_samples, hop=hop)
+        feats.extend(predictor.window_inputs(y, [(w0 - a, w1 - a) for _, _, w0, w1 in parts]))
+        cells.extend((c0, c1) for c0, c1, _, _ in parts)
     if feats:
-        logits = predictor.logits(np.stack(feats))
+        logits = predictor.logits(feats)
         for (c0, c1), z in zip(cells, logits, strict=True):
             p = predictor.decide(z)
             out.append(_segment(file, state.name, c0, c1, p.label, p.probabilities, p.confidence, p.uncertain))

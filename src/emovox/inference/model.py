@@ -13,13 +13,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig
+from ..features.whisper.frontend import WhisperFrontendConfig
 
-__all__ = ["ModelCard", "default_model_dir", "load_card", "sha256_file"]
+__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "FRONTENDS", "default_model_dir", "load_card", "sha256_file"]
 
 #: What ``model.json`` must hold; the rest is optional.
 REQUIRED_KEYS = ("labels", "frontend", "window_seconds")
+
+#: Model kinds this version can run, with the frontend each expects.
+MODEL_KINDS = {"logmel_cnn": "logmel", "whisper_ser": "whisper_logmel"}
+
+Frontend = LogMelConfig | WhisperFrontendConfig
+
+#: Frontend types (``model.json`` ``frontend.type``) and how each is parsed.
+FRONTENDS: dict[str, type[LogMelConfig] | type[WhisperFrontendConfig]] = {
+    "logmel": LogMelConfig, "whisper_logmel": WhisperFrontendConfig}
+
+#: How a model covers audio: ``sliding`` -- fixed windows cut from one log-mel of the clip
+#: (tiled when shorter); ``chunks`` -- the clip split into equal chunks of at most
+#: ``window_seconds``, each through the frontend on its own.
+WINDOWING_MODES = ("sliding", "chunks")
 
 
 def default_model_dir() -> Path:
@@ -48,7 +63,11 @@ class ModelCard:
     directory : Path
     labels : tuple of str
         Class names in the order of the model's ``logits`` output.
-    frontend : LogMelConfig
+    kind : str
+        One of :data:`MODEL_KINDS`.
+    frontend : LogMelConfig or WhisperFrontendConfig
+    windowing : str
+        One of :data:`WINDOWING_MODES`.
     window_seconds, hop_seconds : float
         The model sees windows of ``window_seconds``; a clip is covered with this hop.
     temperature : float
@@ -59,11 +78,13 @@ class ModelCard:
 
     directory: Path
     labels: tuple[str, ...]
-    frontend: LogMelConfig
+    frontend: Frontend
     window_seconds: float
     hop_seconds: float
     temperature: float = 1.0
     normalisation: Any = None
+    kind: str = "logmel_cnn"
+    windowing: str = "sliding"
     raw: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -131,6 +152,7 @@ def load_card(model_dir: str | os.PathLike | None = None) -> ModelCard:
     labels = tuple(str(x) for x in raw["labels"])
     if len(labels) < 2:
         raise ModelError(f"{meta_path}: needs at least two labels, got {list(labels)}")
+    kind, frontend, windowing = _parse_model_shape(raw, meta_path)
     window = float(raw["window_seconds"])
     hop = float(raw.get("hop_seconds") or window / 2)
     temperature = float(raw.get("temperature") or 1.0)
@@ -139,10 +161,41 @@ def load_card(model_dir: str | os.PathLike | None = None) -> ModelCard:
     return ModelCard(
         directory=directory,
         labels=labels,
-        frontend=LogMelConfig.from_dict(dict(raw["frontend"])),
+        frontend=frontend,
+        kind=kind,
+        windowing=windowing,
         window_seconds=window,
         hop_seconds=hop,
         temperature=temperature,
         normalisation=raw.get("normalisation"),
         raw=raw,
     )
+
+
+def _parse_model_shape(raw: dict, meta_path: Path) -> tuple[str, Frontend, str]:
+    """``kind``, typed frontend and windowing of a ``model.json``; ModelError naming what is unknown.
+
+    A directory written before these keys existed (no ``kind``, an untyped frontend) is the
+    log-mel CNN with sliding windows; any other omission or unknown value fails loudly, so a
+    model is never run through a frontend it was not trained with.
+    """
+    kind = str(raw.get("kind", "logmel_cnn"))
+    if kind not in MODEL_KINDS:
+        raise ModelError(f"{meta_path}: unknown model kind {kind!r}; this emovox runs "
+                         f"{', '.join(MODEL_KINDS)} (upgrade emovox for newer kinds)")
+    fe = raw["frontend"]
+    if not isinstance(fe, dict):
+        raise ModelError(f"{meta_path}: frontend must be an object, got {type(fe).__name__}")
+    fe_type = str(fe.get("type", "logmel" if "kind" not in raw else ""))
+    if fe_type not in FRONTENDS:
+        raise ModelError(f"{meta_path}: unknown frontend type {fe_type!r}; known: {', '.join(FRONTENDS)}")
+    if MODEL_KINDS[kind] != fe_type:
+        raise ModelError(f"{meta_path}: a {kind} model needs the {MODEL_KINDS[kind]} frontend, not {fe_type}")
+    try:
+        frontend = FRONTENDS[fe_type].from_dict({k: v for k, v in fe.items() if k != "type"})
+    except (ParameterError, TypeError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: frontend: {exc}") from None
+    windowing = str(raw.get("windowing", "sliding" if kind == "logmel_cnn" else ""))
+    if windowing not in WINDOWING_MODES:
+        raise ModelError(f"{meta_path}: unknown windowing {windowing!r}; known: {', '.join(WINDOWING_MODES)}")
+    return kind, frontend, windowing

@@ -16,7 +16,8 @@ import numpy as np
 from .._threads import limit_blas_threads
 from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
 from ..errors import ModelError, ParameterError
-from ..features.logmel import logmel
+from ..features.logmel import LogMelConfig, logmel
+from ..features.whisper.frontend import whisper_logmel
 from ..models.windows import fit_length, trim_silence, windows
 from .model import ModelCard, load_card
 from .vad import FRAME_SECONDS, is_steady, speech_mask
@@ -106,6 +107,10 @@ class Predictor:
         self.hop_samples = int(round(card.hop_seconds * SAMPLE_RATE))
         self.window_frames = int(card.raw.get("window_frames") or self.window_samples // fe.hop_length + 1)
         self.hop_frames = int(card.raw.get("hop_frames") or self.hop_samples // fe.hop_length)
+        # Chunked models (the Whisper encoder) see each chunk whole, through its own frontend.
+        self.chunked = card.windowing == "chunks"
+        #: Shortest chunk given to a chunked model: shorter audio is padded with silence.
+        self.min_chunk_samples = int(round(float(card.raw.get("min_chunk_seconds", 0.25)) * SAMPLE_RATE))
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike | None = None, *, int8: bool = False,
@@ -156,23 +161,58 @@ class Predictor:
     # -- numeric core -------------------------------------------------------------------------
     def logmel(self, y: np.ndarray) -> np.ndarray:
         """Log-mel of 16 kHz audio with the model's frontend: ``[n]`` -> ``[n_mels, frames]``."""
-        return logmel(y, config=self.card.frontend)
+        fe = self.card.frontend
+        if isinstance(fe, LogMelConfig):
+            return logmel(y, config=fe)
+        if len(y) < self.min_chunk_samples:
+            y = np.pad(y, (0, self.min_chunk_samples - len(y)))
+        return whisper_logmel(y, config=fe)
 
-    def clip_windows(self, y: np.ndarray) -> np.ndarray:
-        """Model input windows of a whole clip: ``[n]`` -> ``[n_windows, n_mels, window_frames]``."""
-        return windows(self.logmel(y), window=self.window_frames, hop=self.hop_frames)
+    def clip_windows(self, y: np.ndarray) -> list[np.ndarray]:
+        """Model inputs of a whole clip, each ``[n_mels, frames]``.
+
+        ``sliding`` models: windows of ``window_frames`` cut from the clip's log-mel (tiled when
+        shorter). ``chunks`` models: the clip split into equal chunks of at most
+        ``window_seconds``, each through the frontend on its own, as in training.
+        """
+        if not self.chunked:
+            return list(windows(self.logmel(y), window=self.window_frames, hop=self.hop_frames))
+        n = max(1, int(np.ceil(len(y) / self.window_samples)))
+        bounds = np.linspace(0, len(y), n + 1).round().astype(int)
+        return [self.logmel(y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def window_inputs(self, y: np.ndarray, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """One model input per ``(start, end)`` sample span of ``y`` (a speech turn).
+
+        ``sliding`` models slice one log-mel of the turn (tiled when a span is shorter than a
+        window); ``chunks`` models run the frontend on each span, since Whisper's normalisation
+        depends on the whole input.
+        """
+        if self.chunked:
+            return [self.logmel(y[a:b]) for a, b in spans]
+        lm = self.logmel(y)
+        hop_length = self.card.frontend.hop_length
+        return [self.fit_window(lm[:, a // hop_length : a // hop_length + self.window_frames]) for a, _ in spans]
 
     def fit_window(self, logmel_window: np.ndarray) -> np.ndarray:
         """Tile a shorter-than-window log-mel ``[n_mels, f]`` to ``[n_mels, window_frames]``."""
         return fit_length(logmel_window, self.window_frames)
 
-    def logits(self, features: np.ndarray) -> np.ndarray:
-        """Raw model outputs: ``[batch, n_mels, frames]`` -> ``[batch, n_classes]`` float32."""
-        out = []
-        for i in range(0, len(features), _BATCH):
-            x = np.ascontiguousarray(features[i : i + _BATCH], dtype=np.float32)
-            out.append(self.session.run(None, {self._input: x})[0])
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.labels)), np.float32)
+    def logits(self, features: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Raw model outputs: inputs ``[n_mels, frames]`` (any lengths) -> ``[n, n_classes]`` float32.
+
+        Inputs of one length are batched together (up to 32 at a time), in their original order.
+        """
+        out = np.zeros((len(features), len(self.labels)), np.float32)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, f in enumerate(features):
+            by_shape.setdefault(tuple(np.shape(f)), []).append(i)
+        for members in by_shape.values():
+            for s in range(0, len(members), _BATCH):
+                part = members[s : s + _BATCH]
+                x = np.ascontiguousarray(np.stack([features[i] for i in part]), dtype=np.float32)
+                out[part] = self.session.run(None, {self._input: x})[0]
+        return out
 
     def label_index(self, restrict_to: Sequence[str] | None = None) -> np.ndarray:
         """Indices of ``restrict_to`` among the labels (all labels if None)."""
@@ -248,18 +288,18 @@ class Predictor:
     def _predict_many(self, clips: Sequence[AudioSource | np.ndarray], *, sr: int,
                       restrict_to: Sequence[str] | None, vad: bool) -> list[Prediction]:
         idx = self.label_index(restrict_to)
-        chosen: list[np.ndarray | None] = []
+        chosen: list[list[np.ndarray] | None] = []
         for clip in clips:
             y = self._as_array(clip, sr)
             if vad and not self.is_speech(y):
                 chosen.append(None)
                 continue
-            chosen.append(self.clip_windows(trim_silence(y)))
+            # The CNN was trained on trimmed clips, the Whisper model on whole ones.
+            chosen.append(self.clip_windows(y if self.chunked else trim_silence(y)))
         return self._aggregate(chosen, idx)
 
-    def _aggregate(self, chosen: list[np.ndarray | None], idx: np.ndarray) -> list[Prediction]:
-        parts = [w for w in chosen if w is not None]
-        logits = self.logits(np.concatenate(parts)) if parts else np.zeros((0, len(self.labels)), np.float32)
+    def _aggregate(self, chosen: list[list[np.ndarray] | None], idx: np.ndarray) -> list[Prediction]:
+        logits = self.logits([w for wins in chosen if wins is not None for w in wins])
         out, pos = [], 0
         for wins in chosen:
             if wins is None:
@@ -282,7 +322,7 @@ class Predictor:
                           restrict_to: Sequence[str] | None) -> list[Prediction]:
         idx = self.label_index(restrict_to)
         y = validate(y)
-        chosen: list[np.ndarray | None] = []
+        chosen: list[list[np.ndarray] | None] = []
         for start, end in spans:
             a, b = max(0, int(round(start * SAMPLE_RATE))), min(len(y), int(round(end * SAMPLE_RATE)))
             if b <= a:

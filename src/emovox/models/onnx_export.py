@@ -117,8 +117,10 @@ def export_model_dir(est: Any, out: Path, *, name: str, int8: bool = True, extra
     meta = {
         "name": name,
         "version": extra.pop("version", time.strftime("%Y.%m.%d")),
+        "kind": "logmel_cnn",
         "labels": [str(c) for c in est.classes_],
         "frontend": est.frontend.to_dict(),
+        "windowing": "sliding",
         "window_seconds": est.window_seconds,
         "hop_seconds": est.hop_seconds,
         "window_frames": window,
