@@ -26,6 +26,8 @@ __all__ = ["load_recipe", "validate_recipe", "find_recipe", "recipe_dirs", "DEFA
 ALL_CORPORA = ("ravdess", "tess", "savee", "crema-d")
 CLASSICAL_ARCHS = ("mlp", "svm", "logreg", "rf")
 NEURAL_ARCHS = ("cnn1d", "cnn_lstm", "lstm", "crnn")
+#: Pretrained-encoder models fine-tuned by emovox.models.whisper_ser.
+WHISPER_ARCHS = ("whisper_ser",)
 
 #: Every section and key a recipe may hold, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -177,9 +179,9 @@ def _check(r: dict, source: str) -> None:
     if r["data"]["view"] not in VIEWS:
         raise ParameterError(f"{source}: [data] view must be one of {list(VIEWS)}, got {r['data']['view']!r}")
     kind, arch = r["model"]["kind"], r["model"]["arch"]
-    archs = {"classical": CLASSICAL_ARCHS, "neural": NEURAL_ARCHS}
+    archs = {"classical": CLASSICAL_ARCHS, "neural": NEURAL_ARCHS, "whisper": WHISPER_ARCHS}
     if kind not in archs:
-        raise ParameterError(f"{source}: [model] kind must be 'classical' or 'neural', got {kind!r}")
+        raise ParameterError(f"{source}: [model] kind must be one of {', '.join(archs)}, got {kind!r}")
     if arch not in archs[kind]:
         raise ParameterError(f"{source}: [model] arch of a {kind} model must be one of {list(archs[kind])}, got {arch!r}")
     if kind == "classical":

@@ -163,6 +163,27 @@ class _Neural:
         return 0.0  # the log-mel frontend runs inside predict_proba
 
 
+def _save_whisper(model: Any, out: Path, recipe: dict, run: RunResult, summary: dict, training: dict) -> None:
+    """Calibrate on the validation speakers, then export the model directory (int8 ONNX)."""
+    from ..models._training import fit_temperature
+    from ..models.whisper_ser import export_model_dir
+
+    labels = list(model.classes_)
+    log_p = np.log(np.array([[r[f"p_{lab}"] for lab in labels] for r in run.rows]) + 1e-6)
+    y = np.array([labels.index(r["true"]) for r in run.rows])
+    temperature, (ece_before, ece_after) = fit_temperature(log_p, y)
+    export_model_dir(model, out, labels=labels, name=recipe["name"], version=time.strftime("%Y.%m.%d"),
+                     temperature=temperature, window_seconds=float(recipe["train"]["window_seconds"]),
+                     metrics={"validation": summary, "ece_before": ece_before, "ece_after": ece_after},
+                     training={**training, "history": getattr(model, "history_", [])})
+
+
+def _whisper_backend() -> type:
+    from .whisper_backend import WhisperBackend  # torch: imported only when a recipe needs it
+
+    return WhisperBackend
+
+
 def _thread_limit(threads: int | None):
     """A context capping BLAS/OpenMP threads (threadpoolctl), or doing nothing."""
     if threads is None:
@@ -234,7 +255,8 @@ def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path |
     workdir = Path(out_dir) if out_dir is not None else None
     key = recipe_hash(recipe, quick=quick)
     folds = data.folds[:1] if quick else data.folds
-    backend_cls = _Neural if recipe["model"]["kind"] == "neural" else _Classical
+    kind = recipe["model"]["kind"]
+    backend_cls: type = _Neural if kind == "neural" else _whisper_backend() if kind == "whisper" else _Classical
     backend = None
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     infos, rows, histories, models = [], [], {}, {}
@@ -329,6 +351,8 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
 
         save_classical(model, out, recipe=recipe, n_features=int(model.named_steps["scale"].n_features_in_),
                        metrics={"validation": summary}, training={**training, "search": run.result["folds"][0]["search"]})
+    elif recipe["model"]["kind"] == "whisper":
+        _save_whisper(model, out, recipe, run, summary, training)
     else:
         model.save(out, name=recipe["name"], extra={"metrics": {"validation": summary}, "training": training,
                                                    "view": recipe["data"]["view"]})

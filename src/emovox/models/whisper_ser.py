@@ -210,7 +210,7 @@ def fit_on_states(model: WhisperSER, states: Sequence[np.ndarray], y: np.ndarray
             torch.nn.utils.clip_grad_norm_([*blocks, *head], 5.0)
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             count += len(idx)
         history.append({"epoch": epoch + 1, "loss": round(total / max(count, 1), 4),
                         "seconds": round(time.time() - t0, 1)})
@@ -246,8 +246,98 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[WhisperSER, dict]:
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: cannot read the checkpoint ({exc})") from None
-    model = WhisperSER(SERConfig(**meta["config"]), EncoderDims(**meta["dims"]))
-    model.load_state_dict(state)
+        model = WhisperSER(SERConfig(**meta["config"]), EncoderDims(**meta["dims"]))
+        model.load_state_dict(state)
+    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
+        raise ModelError(f"{path}: not a WhisperSER checkpoint ({str(exc).splitlines()[0][:120]})") from None
     return model.eval(), meta
+
+
+# -- export: a model directory for the inference core ---------------------------------------------
+
+def export_onnx(model: WhisperSER, path: str | os.PathLike, *, opset: int = 17) -> float:
+    """The whole model, log-mel to logits, as ONNX (dynamic batch and frames).
+
+    Returns the largest |onnxruntime - torch| logit difference over probes of several lengths;
+    raises :class:`ModelError` (and writes nothing) above 1e-3.
+    """
+    import warnings
+
+    from .onnx_export import onnx_logits
+
+    model.eval()
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.onnx")
+    x = torch.randn(1, model.encoder.dims.n_mels, 300)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings on the position-table slice; probed below
+        torch.onnx.export(model, (x,), str(tmp), input_names=["logmel"], output_names=["logits"],
+                          opset_version=opset, dynamo=False,
+                          dynamic_axes={"logmel": {0: "batch", 2: "frames"}, "logits": {0: "batch"}})
+    diff = 0.0
+    for b, t in ((1, 300), (2, 137), (1, 800), (1, 26)):
+        probe = torch.rand(b, model.encoder.dims.n_mels, t) * 2 - 1
+        with torch.no_grad():
+            ref = model(probe).numpy()
+        diff = max(diff, float(np.abs(onnx_logits(tmp, probe.numpy()) - ref).max()))
+    if diff > 1e-3:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"ONNX export differs from torch by {diff:.2e} (> 1e-3); not written")
+    os.replace(tmp, path)
+    return diff
+
+
+def export_model_dir(model: WhisperSER, out: str | os.PathLike, *, labels: Sequence[str], name: str,
+                     version: str, temperature: float, window_seconds: float, metrics: dict,
+                     training: dict, int8_only: bool = True) -> Path:
+    """Write a model directory (``model.onnx``, ``model.json``) the inference core loads.
+
+    With ``int8_only`` the shipped ``model.onnx`` is the int8 graph (dense layers quantised,
+    convolutions float): the float graph (4x larger) is kept beside it as ``model.float.onnx``
+    only when ``int8_only`` is False.
+    """
+    from ..features.whisper.frontend import WhisperFrontendConfig
+    from ..features.whisper.weights import ENCODERS, WHISPER_LICENCE
+    from .onnx_export import quantize_int8, sha256
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    float_path = out / "model.float.onnx"
+    diff = export_onnx(model, float_path)
+    quantize_int8(float_path, out / "model.int8.onnx", op_types=("MatMul", "Gemm"))
+    if int8_only:
+        os.replace(out / "model.int8.onnx", out / "model.onnx")
+        float_path.unlink()
+        files = ["model.onnx"]
+    else:
+        os.replace(float_path, out / "model.onnx")
+        files = ["model.onnx", "model.int8.onnx"]
+    cfg = model.config
+    src = ENCODERS[cfg.encoder]
+    meta = {
+        "name": name,
+        "version": version,
+        "kind": "whisper_ser",
+        "labels": list(labels),
+        "frontend": WhisperFrontendConfig().to_dict(),
+        "windowing": "chunks",
+        "window_seconds": window_seconds,
+        "hop_seconds": window_seconds,
+        "min_chunk_seconds": 0.25,
+        "temperature": float(temperature),
+        "aggregation": "clips longer than window_seconds are cut into equal chunks, each through the "
+                       "frontend and the model; chunk logits averaged, then softmax(logits / temperature)",
+        "quantisation": "int8 dynamic (MatMul/Gemm weights), convolutions float" if int8_only else "float32",
+        "sha256": {f: sha256(out / f) for f in files},
+        "architecture": {**cfg.to_dict(), "width": model.encoder.dims.n_state,
+                         "parameters": int(sum(p.numel() for p in model.parameters()))},
+        "pretrained": {"model": f"OpenAI Whisper {cfg.encoder}: {src.description}", "licence": WHISPER_LICENCE,
+                       "wheels": [{"name": d, "version": v, "file": f, "sha256": h} for d, v, f, h in src.parts]},
+        "onnx": {"opset": 17, "input": "logmel [batch, 80, frames] (whisper_logmel)",
+                 "output": "logits [batch, n_classes]", "max_abs_diff_vs_torch": diff,
+                 "bytes": {f: (out / f).stat().st_size for f in files}},
+        "metrics": metrics,
+        "training": training,
+    }
+    (out / "model.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return out

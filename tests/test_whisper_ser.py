@@ -1,0 +1,120 @@
+"""The Whisper emotion model: training on cached states, ONNX export, and the inference core on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from emovox.errors import ModelError  # noqa: E402
+from emovox.features.whisper.weights import EncoderDims  # noqa: E402
+from emovox.inference import Predictor  # noqa: E402
+from emovox.models.whisper_ser import (  # noqa: E402
+    SERConfig,
+    WhisperSER,
+    export_model_dir,
+    fit_on_states,
+    load_checkpoint,
+    predict_states,
+    save_checkpoint,
+)
+
+DIMS = EncoderDims(n_mels=80, n_state=32, n_head=2, n_layer=2, n_ctx=1500)
+LABELS = ["angry", "neutral", "sad"]
+
+
+def _model(frozen: int = 1) -> WhisperSER:
+    torch.manual_seed(0)
+    return WhisperSER(SERConfig(n_blocks=2, frozen_blocks=frozen, n_classes=3, hidden=16, attention=8), DIMS)
+
+
+def _toy_states(n: int = 48, seed: int = 0):
+    """Frozen-part states whose mean over time in some channels says the class."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    states = []
+    for k in y:
+        s = rng.standard_normal((int(rng.integers(20, 60)), 32))
+        s[:, 10 * k : 10 * k + 10] += 2.0
+        states.append(s.astype(np.float16))
+    return states, y
+
+
+def test_fit_on_states_learns_and_keeps_the_frozen_part():
+    model = _model()
+    frozen_before = [p.detach().clone() for p in model.encoder.blocks[0].parameters()]
+    states, y = _toy_states()
+    history = fit_on_states(model, states, y, np.array(["a", "b"] * 24), epochs=6, batch_size=8,
+                            lr_head=3e-3, lr_blocks=1e-3, seed=0)
+    assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"]
+    test_states, y_test = _toy_states(30, seed=1)
+    assert (predict_states(model, test_states).argmax(axis=1) == y_test).mean() > 0.8
+    for before, after in zip(frozen_before, model.encoder.blocks[0].parameters(), strict=True):
+        assert torch.equal(before, after)
+
+
+def test_checkpoint_round_trip_uses_plain_tensors(tmp_path):
+    model = _model()
+    save_checkpoint(model, tmp_path / "ser.pt", labels=LABELS, extra={"note": "x"})
+    loaded, meta = load_checkpoint(tmp_path / "ser.pt")
+    assert meta["labels"] == LABELS
+    mel = torch.randn(1, 80, 120)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(mel), loaded(mel))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ModelError):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.fixture(scope="module")
+def chunked_model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whisper_model")
+    model = _model().eval()
+    export_model_dir(model, out, labels=LABELS, name="toy-whisper", version="0", temperature=1.5,
+                     window_seconds=2.0, metrics={}, training={})
+    return out
+
+
+def test_exported_directory_says_kind_frontend_windowing(chunked_model_dir):
+    meta = json.loads((chunked_model_dir / "model.json").read_text())
+    assert meta["kind"] == "whisper_ser" and meta["windowing"] == "chunks"
+    assert meta["frontend"]["type"] == "whisper_logmel"
+    assert "MIT" in meta["pretrained"]["licence"]
+    assert sorted(p.name for p in chunked_model_dir.iterdir()) == ["model.json", "model.onnx"]
+
+
+def test_predictor_runs_a_chunked_model(chunked_model_dir):
+    p = Predictor.load(chunked_model_dir)
+    assert p.chunked and p.labels == tuple(LABELS)
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(16000 * 5)).astype(np.float32)
+    chunks = p.clip_windows(y)
+    assert [c.shape for c in chunks] == [(80, 166), (80, 166), (80, 166)]  # 5 s -> 3 equal chunks of <= 2 s
+    pred = p.predict(y, vad=False)
+    assert pred.label in LABELS and abs(sum(pred.probabilities.values()) - 1) < 1e-4
+    short = p.predict(y[:800], vad=False)  # 50 ms: padded to the shortest chunk, still a prediction
+    assert short.label in LABELS
+    segs = p.predict_segments(y, [(0.0, 1.0), (1.0, 4.5)])
+    assert len(segs) == 2
+
+
+def test_unknown_frontend_or_kind_fails_loudly(chunked_model_dir, tmp_path):
+    import shutil
+
+    for key, value, message in (("kind", "wav2vec_ser", "unknown model kind"),
+                                ("frontend", {"type": "mfcc"}, "unknown frontend type"),
+                                ("frontend", {"type": "logmel"}, "needs the whisper_logmel frontend"),
+                                ("frontend", {"type": "whisper_logmel", "n_fft": 400, "preemph": 1},
+                                 "unknown key"),
+                                ("windowing", "overlap-add", "unknown windowing")):
+        d = tmp_path / f"{key}-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(chunked_model_dir, d)
+        meta = json.loads((d / "model.json").read_text())
+        meta[key] = value
+        (d / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelError, match=message):
+            Predictor.load(d)
