@@ -190,6 +190,15 @@ def test_empty_and_corrupt_uploads(client, speech_file):
     _error(client.post("/v1/predict", files={"file": (None, "not a file")}), 422, "missing_file")
 
 
+def test_truncated_upload_is_422_naming_the_file(client):
+    buf = io.BytesIO()
+    sf.write(buf, tone(220, 3.3), SR, format="FLAC")
+    cut = buf.getvalue()[: len(buf.getvalue()) // 2]
+    for route in ("/v1/predict", "/v1/analyze"):
+        err = _error(client.post(route, files={"file": ("call.flac", cut, "audio/flac")}), 422, "audio_error")
+        assert err["message"].startswith("call.flac: truncated: decoded") and "of 3.30 s" in err["message"]
+
+
 def test_wrong_content_type_is_415(client, speech_file):
     for ctype in ("text/plain", "application/json", "image/png"):
         _error(client.post("/v1/predict", content=speech_file.read_bytes(), headers={"content-type": ctype}),

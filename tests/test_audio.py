@@ -177,3 +177,42 @@ def test_info_reads_header(tmp_path):
     sf.write(path, np.zeros((8000, 2), dtype=np.float32), 8000)
     i = info(path)
     assert (i.sample_rate, i.channels, i.frames, i.duration) == (8000, 2, 8000, 1.0)
+
+
+def _cut(tmp_path: Path, fmt: str, subtype: str, ext: str, *, keep: float | int = 0.5) -> Path:
+    """A 3.3 s file of ``fmt`` with only the first half (or the first ``keep`` bytes) kept."""
+    y = (np.random.default_rng(0).normal(0, 0.1, int(3.3 * SAMPLE_RATE))).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, y, SAMPLE_RATE, format=fmt, subtype=subtype)
+    data = buf.getvalue()
+    path = tmp_path / f"cut.{ext}"
+    path.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    return path
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "ext"), [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_16", "flac"),
+                                                     ("MP3", "MPEG_LAYER_III", "mp3")])
+def test_truncated_files_are_errors_unless_partial_is_allowed(tmp_path, fmt, subtype, ext):
+    if fmt == "MP3" and "MP3" not in sf.available_formats():
+        pytest.skip("libsndfile without MP3")
+    path = _cut(tmp_path, fmt, subtype, ext)
+    for read in (lambda **kw: load(path, **kw), lambda **kw: load(path.read_bytes(), **kw),
+                 lambda **kw: np.concatenate(list(stream(path, block_seconds=0.5, **kw)))):
+        with pytest.raises(AudioError, match=r"truncated: decoded \d\.\d\d s of 3\.30 s.*allow_partial=True"):
+            read()
+        partial = read(allow_partial=True)
+        assert 0.5 * SAMPLE_RATE < len(partial) < 3.0 * SAMPLE_RATE
+    with pytest.raises(AudioError, match=f"{path}: truncated"):
+        load(path)
+
+
+def test_first_2000_bytes_of_a_flac_named_wav_is_truncated(tmp_path):
+    # the issue's case: the head of a FLAC saved as .wav; libsndfile opens it (header 3.30 s)
+    path = _cut(tmp_path, "FLAC", "PCM_16", "flac", keep=2000).rename(tmp_path / "cut.wav")
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated: decoded 0\.\d\d s of 3\.30 s"):
+        load(path)
+
+
+def test_whole_files_still_load(tmp_path):
+    path = _cut(tmp_path, "FLAC", "PCM_16", "flac", keep=1.0)
+    assert load(path).shape == (int(3.3 * SAMPLE_RATE),)

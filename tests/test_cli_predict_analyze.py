@@ -131,3 +131,18 @@ def test_demo_from_the_shipped_copy(tmp_path, capsys):
     info = sf.info(out)
     assert info.channels == 2 and info.samplerate == SR and 45 < info.duration < 80
     assert main(["demo", "--out", str(tmp_path / "d.mp4")]) == 2
+
+
+def test_truncated_file_exits_3_unless_partial_is_allowed(model, tmp_path, capsys):
+    import io
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    sf.write(buf, (0.1 * rng.standard_normal(int(3.3 * SR))).astype(np.float32), SR, format="FLAC")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    for command in (["predict", str(cut)], ["analyze", str(cut)]):
+        assert main([*command, "--model", model]) == 3
+        assert f"{cut}: truncated: decoded" in capsys.readouterr().err
+        assert main([*command, "--model", model, "--allow-partial"]) == 0
+        capsys.readouterr()

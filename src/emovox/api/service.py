@@ -10,6 +10,7 @@ the thread has finished, so abandoned work still counts against ``max_concurrenc
 from __future__ import annotations
 
 import functools
+import io
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, cast
@@ -84,7 +85,9 @@ class Service:
     def decode(self, upload: Upload, *, channels: Literal["mix", "split"] = "mix"):
         """Audio of an upload at 16 kHz (``(n,)`` for mix, ``(channels, n)`` for split)."""
         self._check_duration(probe_duration(upload.data, name=upload.name))
-        y = load(upload.data, channels=channels)
+        named = io.BytesIO(upload.data)
+        named.name = upload.name  # errors name the upload, not "<n bytes>"
+        y = load(named, channels=channels)
         self._check_duration(y.shape[-1] / SAMPLE_RATE)
         return y
 

@@ -15,7 +15,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import json
 import sys
 
-__all__ = ["add_arguments", "run", "add_model_arguments"]
+__all__ = ["add_arguments", "run", "add_model_arguments", "add_partial_argument"]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads (default: all cores)")
 
 
+def add_partial_argument(parser: argparse.ArgumentParser) -> None:
+    """--allow-partial: shared by predict and analyze."""
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="use what can be decoded of a truncated or damaged file (default: exit 3)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, mp3, ogg, m4a, ...)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results")
@@ -32,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated labels to choose among (probabilities renormalised)")
     parser.add_argument("--no-vad", action="store_true",
                         help="always give an emotion, even for silence, noise or music")
+    add_partial_argument(parser)
     add_model_arguments(parser)
     parser.epilog = "Exit status: 0 all files done, 3 if any file could not be read (the rest are printed)."
 
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     rows, failed = [], 0
     for file in args.files:
         try:
-            y = load(file)
+            y = load(file, allow_partial=args.allow_partial)
             pred = predictor.predict(y, restrict_to=restrict, vad=not args.no_vad)
         except AudioError as exc:
             print(f"emovox: error: {exc}", file=sys.stderr)

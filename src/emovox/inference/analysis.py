@@ -110,7 +110,8 @@ class _Channel:
             self.buffer_start += cut
 
 
-def _blocks(source: AudioSource | np.ndarray, *, channels: Literal["mix", "split"], block_seconds: float) -> Iterator[np.ndarray]:
+def _blocks(source: AudioSource | np.ndarray, *, channels: Literal["mix", "split"], block_seconds: float,
+            allow_partial: bool = False) -> Iterator[np.ndarray]:
     """Blocks ``[channels, n]`` of the source at 16 kHz."""
     if isinstance(source, np.ndarray):
         y = validate(source)
@@ -124,10 +125,10 @@ def _blocks(source: AudioSource | np.ndarray, *, channels: Literal["mix", "split
             yield y[:, i : i + step]
         return
     if isinstance(source, (str, os.PathLike)):
-        for block in stream(source, block_seconds=block_seconds, channels=channels):
+        for block in stream(source, block_seconds=block_seconds, channels=channels, allow_partial=allow_partial):
             yield block[None, :] if block.ndim == 1 else block
         return
-    y = load(source, channels=channels)
+    y = load(source, channels=channels, allow_partial=allow_partial)
     yield from _blocks(y, channels="split", block_seconds=block_seconds)
 
 
@@ -155,6 +156,8 @@ def analyze(
     segment_config: SegmentConfig | None = None,
     hop_seconds: float | None = None,
     name: str | None = None,
+    speakers: int | str | None = None,
+    allow_partial: bool = False,
 ) -> Analysis:
     """Per-segment emotions of a recording, with a summary.
 
@@ -178,6 +181,14 @@ def analyze(
         model's ``window_seconds`` gives non-overlapping windows and half the model time).
     name : str, optional
         What to put in the segments' ``file`` field (default: the path).
+    speakers : int, "auto" or None
+        Tell the voices of a mono recording apart (``channels="mix"`` only): each speaker becomes
+        a channel ``speaker 1``, ``speaker 2``, ... in order of first appearance, with the per-channel
+        summary of a split call; ``summary["speakers"]`` says what was asked and found (see
+        :func:`emovox.inference.diarization.analyze_speakers`). The file is decoded whole.
+    allow_partial : bool
+        Analyse what can be decoded of a file cut short (default: :class:`AudioError`,
+        "truncated: decoded X s of Y s"; see :func:`emovox.audio.load`).
 
     Returns
     -------
@@ -196,17 +207,27 @@ def analyze(
     if smoothing < 0:
         raise ParameterError(f"smoothing must be >= 0, got {smoothing}")
     predictor = predictor or Predictor.load()
+    if speakers is not None:
+        from .diarization import analyze_speakers
+
+        if channels != "mix":
+            raise ParameterError("speakers needs channels='mix': a split call already has one speaker per channel")
+        with single_thread_blas():
+            return analyze_speakers(source, predictor=predictor, speakers=speakers, smoothing=smoothing, vad=vad,
+                                    aggressiveness=aggressiveness, segment_config=segment_config,
+                                    hop_seconds=hop_seconds, name=name)
     with single_thread_blas():
         return _analyze(source, predictor=predictor, channels=channels, channel_names=channel_names,
                         smoothing=smoothing, block_seconds=block_seconds, vad=vad,
                         aggressiveness=aggressiveness, segment_config=segment_config,
-                        hop_seconds=hop_seconds, name=name)
+                        hop_seconds=hop_seconds, name=name, allow_partial=allow_partial)
 
 
 def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels: Literal["mix", "split"],
              channel_names: Sequence[str], smoothing: int, block_seconds: float,
              vad: Literal["webrtc", "energy"], aggressiveness: int | None,
-             segment_config: SegmentConfig | None, hop_seconds: float | None, name: str | None) -> Analysis:
+             segment_config: SegmentConfig | None, hop_seconds: float | None, name: str | None,
+             allow_partial: bool) -> Analysis:
     hop = predictor.hop_samples if hop_seconds is None else int(round(hop_seconds * SAMPLE_RATE))
     if not 0 < hop <= predictor.window_samples:
         raise ParameterError(f"hop_seconds must be in (0, window_seconds], got {hop_seconds}")
@@ -215,7 +236,8 @@ def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels
     states: list[_Channel] = []
     segments: list[dict] = []
     seen = 0
-    for block, last in _lookahead(_blocks(source, channels=channels, block_seconds=block_seconds)):
+    for block, last in _lookahead(_blocks(source, channels=channels, block_seconds=block_seconds,
+                                                     allow_partial=allow_partial)):
         if not states:
             if channels == "split" and block.shape[0] < 2:
                 raise ParameterError(f"{file}: has one channel; --channels split needs a stereo call")
