@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from emovox.errors import ModelError, ParameterError  # noqa: E402
+from emovox.features.windows import fit_length, trim_silence, window_starts, windows  # noqa: E402
 from emovox.models import NeuralClassifier  # noqa: E402
 from emovox.models import _training as T  # noqa: E402
 from emovox.models.architectures import ARCHS, ModelDims, build_model, count_flops  # noqa: E402
-from emovox.models.windows import fit_length, trim_silence, window_starts, windows  # noqa: E402
 
 SR = 16000
 TINY = {"width": 4, "hidden": 8, "batch_size": 8, "threads": 1}
@@ -189,3 +189,100 @@ def test_weight_average_is_what_is_kept(data):
     est = NeuralClassifier(epochs=6, lr=5e-3, ema=0.5, **TINY).fit(waves, labels)
     assert est.score(waves, labels) > 0.6
     assert NeuralClassifier(**est.get_params()).ema == 0.5
+
+
+# -- persistence without pickled code; the estimator contract (no training: weights are random) --
+def _untrained(arch: str = "cnn1d") -> NeuralClassifier:
+    """A NeuralClassifier with built (random) weights and the fitted attributes set."""
+    est = NeuralClassifier(arch=arch, width=4, hidden=8, layers=1, threads=1)
+    est.dims_ = ModelDims(arch=arch, n_mels=64, n_classes=3, width=4, hidden=8, layers=1)
+    est.model_ = build_model(est.dims_).eval()
+    est.classes_ = np.array(["angry", "happy", "neutral"])  # numpy strings, as fit leaves them
+    est.temperature_ = np.float64(1.5)
+    est.history_ = [{"epoch": 1, "val_ua": np.float64(0.5)}]
+    est.metrics_ = {"val_ua": np.float64(0.5)}
+    return est
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_weights_hold_tensors_and_json_and_foreign_pickles_are_refused(tmp_path, monkeypatch):
+    est = _untrained()
+    est.save(tmp_path / "m", int8=False)
+    ckpt = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)  # no pickled objects inside
+    assert set(ckpt) == {"state_dict", "meta"}
+    again = NeuralClassifier.load(tmp_path / "m")
+    assert list(again.classes_) == list(est.classes_) and again.temperature_ == 1.5
+    x = torch.randn(2, 64, 301)
+    with torch.no_grad():
+        assert torch.allclose(again.model_(x), est.model_(x))
+
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    torch.save({"state_dict": {}, "params": _Payload()}, evil / "weights.pt")
+    with pytest.raises(ModelError, match="pickled objects are refused"):
+        NeuralClassifier.load(evil)
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch raises, the payload must not run
+        T.load_tensors(evil / "weights.pt")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_checkpoints_of_numpy_data_still_load(tmp_path):
+    state = {"best_val_logits": np.zeros((2, 3), np.float32), "best": (np.float64(0.4), 2, None),
+             "rng": (np.random.default_rng(0).bit_generator.state, torch.get_rng_state(), __import__("random").getstate())}
+    torch.save(state, tmp_path / "checkpoint.pt")
+    back = T.load_tensors(tmp_path / "checkpoint.pt")
+    assert back["best"][0] == 0.4 and back["best_val_logits"].shape == (2, 3)
+
+
+def test_export_refuses_weights_that_changed_since_save(tmp_path):
+    from emovox.inference.export import export_model
+
+    est = _untrained()
+    est.save(tmp_path / "m", int8=False)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert set(meta["sha256"]) == {"model.onnx", "weights.pt"}
+    swapped = _untrained()  # other random weights, same shape: a swapped-in file
+    torch.save({"state_dict": swapped.model_.state_dict(),
+                "meta": torch.load(tmp_path / "m" / "weights.pt", weights_only=True)["meta"]},
+               tmp_path / "m" / "weights.pt")
+    with pytest.raises(ModelError, match="SHA-256 mismatch"):
+        export_model(tmp_path / "m", tmp_path / "out", onnx=True)
+    assert not (tmp_path / "out" / "model.onnx").exists()
+    del meta["sha256"]["weights.pt"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="records no sha256"):
+        export_model(tmp_path / "m", tmp_path / "out", onnx=True)
+
+
+@pytest.mark.parametrize(("param", "value"), [("sampler", "balnced"), ("norm", "bnad"), ("pooling", "max"),
+                                              ("arch", "transformer"), ("epochs", 0), ("ema", 1.5),
+                                              ("widht", 8)])
+def test_typos_and_bad_values_fail_before_training(param, value):
+    est = NeuralClassifier(**{param: value})
+    with pytest.raises(ParameterError, match=param):
+        est.fit([np.zeros(SR, np.float32)] * 2, ["a", "b"])
+    assert not hasattr(est, "model_")
+
+
+def test_is_a_scikit_learn_classifier():
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.utils import get_tags
+
+    import emovox.models.architectures as A
+    import emovox.models.neural as N
+
+    est = NeuralClassifier(arch="lstm", hidden=16)
+    assert is_classifier(est) and get_tags(est).estimator_type == "classifier"
+    search = GridSearchCV(est, {"lr": [1e-3, 3e-3]}, cv=2)
+    assert clone(search).estimator.get_params()["hidden"] == 16
+    assert set(N.ARCHS) == set(A.ARCHS)
+    NeuralClassifier().validate_params()  # the defaults are valid

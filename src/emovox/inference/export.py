@@ -80,6 +80,22 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+def _check_weights(weights: Path, expected: str | None) -> None:
+    """ModelError unless ``weights.pt`` has the SHA-256 that model.json recorded when it was saved.
+
+    Export re-creates model.onnx from it and records the new file's hash as trusted, so an
+    unrecorded or changed weights.pt must not get that far.
+    """
+    if expected is None:
+        raise ModelError(f"{weights}: model.json records no sha256 for it, so it cannot be trusted to re-export "
+                         "model.onnx; re-save the model (NeuralClassifier.save / emovox train), or delete "
+                         "weights.pt to export model.onnx as it is")
+    actual = sha256_file(weights)
+    if actual.lower() != str(expected).lower():
+        raise ModelError(f"{weights}: SHA-256 mismatch (model.json: {str(expected)[:12]}…, file: {actual[:12]}…); "
+                         "it changed after the model was saved: restore it or re-save the model")
+
+
 def _torch_model(src: Path):
     """The torch module of a neural model directory (``weights.pt``)."""
     require("torch", extra="train")
@@ -158,6 +174,7 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
     weights = src / "weights.pt"
     torch_model = None
     if weights.is_file() and (onnx or tflite):
+        _check_weights(weights, sha.get("weights.pt"))
         torch_model = _torch_model(src)
     if onnx:
         if torch_model is not None:

@@ -18,7 +18,7 @@ from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
 from ..features.whisper.frontend import whisper_logmel
-from ..models.windows import fit_length, trim_silence, windows
+from ..features.windows import fit_length, trim_silence, windows
 from .model import ModelCard, load_card
 from .vad import FRAME_SECONDS, is_steady, speech_mask
 
@@ -72,7 +72,7 @@ class Predictor:
 
     A clip is trimmed of leading and trailing silence, turned into a log-mel, cut into windows
     of ``window_frames`` every ``hop_frames`` (short clips tiled), and the windows' logits are
-    averaged -- the same path as training (:mod:`emovox.models.windows`).
+    averaged -- the same path as training (:mod:`emovox.features.windows`).
 
     Parameters
     ----------

@@ -18,10 +18,28 @@ from typing import Any
 
 import numpy as np
 
-from .windows import fit_length
+from ..features.windows import fit_length
 
 __all__ = ["TrainLoop", "stratified_holdout", "fit_temperature", "unweighted_recall", "softmax",
            "clip_logits", "expected_calibration_error"]
+
+
+def load_tensors(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, containers, numbers and numpy arrays only.
+
+    No pickled code runs: a checkpoint or weights.pt from elsewhere cannot execute anything on
+    load. numpy arrays and scalars (in checkpoints of older emovox versions) are allowed as the
+    plain data they are.
+    """
+    import importlib
+
+    import torch
+
+    multiarray = importlib.import_module("numpy._core.multiarray")
+    allowed = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+               *{type(np.dtype(t)) for t in ("f4", "f8", "i4", "i8", "u4", "u8", "b1", "U1")}]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -257,7 +275,7 @@ class TrainLoop:
 
         if self.ckpt is None or not self.ckpt.is_file():
             return
-        state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+        state = load_tensors(self.ckpt)
         if state.get("key") != self.key:
             self.est._log(f"{self.ckpt}: checkpoint of another configuration; starting over")
             return

@@ -1,27 +1,39 @@
 """The neural estimator: scikit-learn contract around a PyTorch model on log-mel windows.
 
 Training takes random ``window_seconds`` crops of each (silence-trimmed) clip; prediction cuts
-the clip into windows (:mod:`emovox.models.windows`) and averages the windows' logits, exactly
+the clip into windows (:mod:`emovox.features.windows`) and averages the windows' logits, exactly
 what :mod:`emovox.inference` does with the exported ONNX model. torch is imported lazily.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 from .._lazy import require
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
+from ..features.windows import trim_silence, windows
 from . import _training as T
-from .windows import trim_silence, windows
 
 __all__ = ["NeuralClassifier"]
+
+#: Architectures :func:`emovox.models.architectures.build_model` knows (kept here: that module imports torch).
+ARCHS = ("crnn", "cnn1d", "cnn_lstm", "lstm")
 
 _PARAMS = ("arch", "epochs", "samples", "batch_size", "lr", "weight_decay", "label_smoothing", "patience",
            "window_seconds", "hop_seconds", "augment", "sampler", "ema", "distill_alpha", "distill_temperature",
@@ -29,7 +41,20 @@ _PARAMS = ("arch", "epochs", "samples", "batch_size", "lr", "weight_decay", "lab
            "checkpoint_dir", "verbose")
 
 
-class NeuralClassifier:
+def _positive(kind: type) -> Interval:
+    return Interval(kind, 0, None, closed="neither") if kind is Real else Interval(kind, 1, None, closed="left")
+
+
+#: :class:`emovox.models.architectures.ModelDims` fields a NeuralClassifier passes through, as
+#: scikit-learn parameter constraints.
+ARCH_PARAM_CONSTRAINTS: dict[str, list] = {
+    "width": [_positive(Integral)], "hidden": [_positive(Integral)], "layers": [_positive(Integral)],
+    "dropout": [Interval(Real, 0, 1, closed="left")], "se": ["boolean"], "rnn": ["boolean"],
+    "pooling": [StrOptions({"attention", "mean"})], "norm": [StrOptions({"band", "global"})],
+}
+
+
+class NeuralClassifier(ClassifierMixin, BaseEstimator):
     """A neural speech-emotion classifier on 64-band log-mel windows.
 
     Parameters
@@ -62,6 +87,19 @@ class NeuralClassifier:
     **arch_params
         :class:`emovox.models.architectures.ModelDims` fields (width, hidden, dropout, se, ...).
     """
+
+    _parameter_constraints: dict = {
+        "arch": [StrOptions(set(ARCHS))], "epochs": [_positive(Integral)], "samples": [_positive(Integral), None],
+        "batch_size": [_positive(Integral)], "lr": [_positive(Real)],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")], "patience": [_positive(Integral)],
+        "window_seconds": [_positive(Real)], "hop_seconds": [_positive(Real)], "augment": [dict, None],
+        "sampler": [StrOptions({"shuffle", "balanced"})], "ema": [Interval(Real, 0, 1, closed="neither"), None],
+        "distill_alpha": [Interval(Real, 0, 1, closed="both")], "distill_temperature": [_positive(Real)],
+        "seed": [Interval(Integral, 0, None, closed="left")], "threads": [_positive(Integral), None],
+        "checkpoint_dir": [str, os.PathLike, None], "verbose": ["boolean"],
+        **ARCH_PARAM_CONSTRAINTS,
+    }
 
     def __init__(self, *, arch: str = "crnn", epochs: int = 30, samples: int | None = None, batch_size: int = 64,
                  lr: float = 1e-3, weight_decay: float = 1e-2, label_smoothing: float = 0.1,
@@ -107,6 +145,38 @@ class NeuralClassifier:
 
     def __repr__(self) -> str:
         return f"NeuralClassifier(arch={self.arch!r}, epochs={self.epochs}, seed={self.seed})"
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # a list of 1-D waveforms of any length, not a matrix
+        tags.input_tags.one_d_array = True
+        return tags
+
+    def validate_params(self) -> None:
+        """Check every parameter against its declared constraint (:attr:`_parameter_constraints`).
+
+        Raises
+        ------
+        ParameterError
+            A typo'd option (``sampler="balnced"``), an out-of-range number, or a parameter
+            that no architecture takes; the message names the parameter and what it accepts.
+
+        Examples
+        --------
+        >>> NeuralClassifier(sampler="balnced").validate_params()
+        Traceback (most recent call last):
+        ...
+        emovox.errors.ParameterError: The 'sampler' parameter of NeuralClassifier must be a str among {...}. Got 'balnced' instead.
+        """
+        unknown = sorted(set(self.arch_params) - set(ARCH_PARAM_CONSTRAINTS))
+        if unknown:
+            raise ParameterError(f"NeuralClassifier: unknown parameter(s) {', '.join(unknown)}; it takes "
+                                 f"{', '.join((*_PARAMS, *ARCH_PARAM_CONSTRAINTS))}")
+        try:
+            validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False),
+                                           caller_name=type(self).__name__)
+        except InvalidParameterError as exc:
+            raise ParameterError(str(exc)) from None
 
     @classmethod
     def from_recipe(cls, recipe: dict, **overrides: Any) -> NeuralClassifier:
@@ -163,6 +233,7 @@ class NeuralClassifier:
             A teacher's class probabilities per clip, columns in sorted label order (the
             ``classes_`` this fit will have); turns on distillation (see ``distill_alpha``).
         """
+        self.validate_params()
         torch = require("torch", extra="train")
         if len(waves) != len(y) or not len(waves):
             raise ParameterError(f"need as many labels as clips, got {len(waves)} clips, {len(y)} labels")
@@ -259,13 +330,15 @@ class NeuralClassifier:
         """Write weights.pt, model.onnx (+ model.int8.onnx) and model.json into ``model_dir``."""
         self._check_fitted()
         torch = require("torch", extra="train")
-        from .onnx_export import export_model_dir
+        from .onnx_export import _jsonable, export_model_dir
 
         out = Path(model_dir)
         out.mkdir(parents=True, exist_ok=True)
-        ckpt = {"dims": self.dims_.to_dict(), "state_dict": self.model_.state_dict(),
-                "classes": list(self.classes_), "params": self._saved_params(),
-                "temperature": self.temperature_, "history": self.history_, "metrics": self.metrics_}
+        # Tensors only, and the rest as JSON text: loadable with torch.load(weights_only=True).
+        meta = {"dims": self.dims_.to_dict(), "classes": [str(c) for c in self.classes_],
+                "params": self._saved_params(), "temperature": float(self.temperature_),
+                "history": self.history_, "metrics": self.metrics_}
+        ckpt = {"state_dict": self.model_.state_dict(), "meta": json.dumps(meta, default=_jsonable)}
         tmp = out / "weights.pt.tmp"
         torch.save(ckpt, tmp)
         os.replace(tmp, out / "weights.pt")
@@ -277,20 +350,28 @@ class NeuralClassifier:
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> NeuralClassifier:
         """Load a model directory written by :meth:`save` (needs its weights.pt)."""
-        torch = require("torch", extra="train")
+        require("torch", extra="train")
         from .architectures import ModelDims, build_model
 
         path = Path(model_dir) / "weights.pt"
         if not path.is_file():
             raise ModelError(f"{path}: not found; NeuralClassifier.load needs the weights.pt of a saved model")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        est = cls(**ckpt["params"])
-        est.dims_ = ModelDims(**ckpt["dims"])
+        try:
+            ckpt = T.load_tensors(path)
+            # earlier versions stored the metadata beside the tensors, not as JSON text
+            meta = json.loads(ckpt["meta"]) if "meta" in ckpt else {k: v for k, v in ckpt.items() if k != "state_dict"}
+        except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for foreign pickles
+            raise ModelError(f"{path}: not a weights.pt of tensors and JSON ({str(exc).splitlines()[0][:160]}); "
+                             "only what NeuralClassifier.save writes loads (pickled objects are refused): "
+                             "re-save or re-train the model") from None
+        est = cls(**meta["params"])
+        est.dims_ = ModelDims(**meta["dims"])
         est.model_ = build_model(est.dims_)
         est.model_.load_state_dict(ckpt["state_dict"])
         est.model_.eval()
-        est.classes_ = np.asarray(ckpt["classes"])
-        est.temperature_ = float(ckpt["temperature"])
-        est.history_ = ckpt.get("history", [])
-        est.metrics_ = ckpt.get("metrics", {})
+        est.classes_ = np.asarray(meta["classes"])
+        est.temperature_ = float(meta["temperature"])
+        est.history_ = meta.get("history", [])
+        est.metrics_ = meta.get("metrics", {})
         return est
+

@@ -127,11 +127,12 @@ def export_model_dir(est: Any, out: Path, *, name: str, int8: bool = True, extra
         "hop_frames": est._frames(est.hop_seconds) - 1,
         "padding": "wrap",
         "trim": "clips are trimmed of leading/trailing audio 40 dB below their loudest 25 ms frame "
-                "(emovox.models.windows.trim_silence); the inference pipeline uses VAD segments instead",
+                "(emovox.features.windows.trim_silence); the inference pipeline uses VAD segments instead",
         "temperature": float(est.temperature_),
         "normalisation": "per-utterance mean/variance over time per mel band, inside the graph",
         "aggregation": "mean of window logits, then softmax(logits / temperature)",
-        "sha256": {f: sha256(out / f) for f in files},
+        # weights.pt too: export re-creates model.onnx from it only when its hash still matches
+        "sha256": {f: sha256(out / f) for f in [*files, "weights.pt"] if (out / f).is_file()},
         "architecture": {**dims.to_dict(), "parameters": int(sum(p.numel() for p in est.model_.parameters())),
                          "mflops_per_window": round(count_flops(est.model_, n_mels=dims.n_mels, frames=window) / 1e6, 1)},
         "onnx": {"opset": OPSET, "input": "logmel [batch, n_mels, frames]", "output": "logits [batch, n_classes]",
