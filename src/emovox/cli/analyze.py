@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mix channels, or analyse each alone (stereo call; default: mix)")
     parser.add_argument("--names", default="agent,customer", metavar="A,B",
                         help="channel names when split (default: agent,customer)")
+    parser.add_argument("--speakers", metavar="N|auto",
+                        help="tell the voices of a mono recording apart: a count (2) or auto (1-4); "
+                             "channels become speaker 1, speaker 2, ...")
     parser.add_argument("--out", metavar="PATH", help="write the timeline to .csv, .json or .parquet")
     parser.add_argument("--plot", metavar="PNG", help="draw waveform + emotion timeline to an image")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
@@ -82,6 +85,8 @@ def format_report(result) -> str:
                               for p in peaks)
             lines.append(f"{kind} peaks: {where}")
     lines.append(f"uncertain: {100 * s['uncertain_share']:.0f}% of speech time")
+    if (s.get("speakers") or {}).get("message"):
+        lines.append(f"speakers: {s['speakers']['message']}")
     runs = _runs(result.segments)
     lines += ["", f"{'start':>9} {'end':>9}  {'channel':<10} {'emotion':<10} {'conf':>5}"]
     for r in runs[:MAX_ROWS]:
@@ -105,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.model, int8=args.int8, threads=args.threads)
     result = analyze(args.file, predictor=predictor, channels=args.channels, channel_names=names,
                      smoothing=args.smoothing, block_seconds=args.block_seconds,
+                     speakers=args.speakers,
                      allow_partial=args.allow_partial)
     if args.out:
         from ..inference.outputs import write_analysis

@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3")
     p.add_argument("--speed", action="store_true",
                    help="run the inference speed benchmark (alone, unless --recipes or --protocols are given)")
+    p.add_argument("--diarization", action="store_true",
+                   help="run the diarization benchmark alone (synthetic conversations from the corpora: DER, "
+                        "auto speaker count, speed) and update its section of --docs")
+    p.add_argument("--conversations", type=int, default=40, help="two-speaker conversations for --diarization")
     p.add_argument("--cached-only", action="store_true",
                    help="run nothing: tabulate finished runs (a --quick run stands in for a missing full one) and "
                         "list the commands for the rest")
@@ -110,6 +114,17 @@ def _run_speed(args: argparse.Namespace) -> None:
     speed_benchmark(write=not args.no_write)
 
 
+def _run_diarization(args: argparse.Namespace) -> None:
+    from ..evaluation.diarization import benchmark_markdown
+
+    command = f"emovox benchmark --diarization --conversations {args.conversations}"
+    _, body = benchmark_markdown(args.data, conversations=args.conversations, command=command,
+                                 progress=None if args.no_progress else lambda m: print(m, file=sys.stderr))
+    print(body)
+    if not args.no_write:
+        update_docs_section(args.docs, "diarization", body)
+
+
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run (explicit recipes and protocols)."""
     parts = ["emovox", "benchmark", "--recipes", *args.recipes, "--protocols", *args.protocols]
@@ -173,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.recipe import load_recipe
     from ..evaluation.runner import recipe_hash, run_protocol
 
+    if args.diarization:
+        _run_diarization(args)
+        return 0
     if args.speed and not args.recipes and not args.protocols:
         _run_speed(args)
         return 0

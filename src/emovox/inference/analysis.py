@@ -156,6 +156,7 @@ def analyze(
     segment_config: SegmentConfig | None = None,
     hop_seconds: float | None = None,
     name: str | None = None,
+    speakers: int | str | None = None,
     allow_partial: bool = False,
 ) -> Analysis:
     """Per-segment emotions of a recording, with a summary.
@@ -180,6 +181,11 @@ def analyze(
         model's ``window_seconds`` gives non-overlapping windows and half the model time).
     name : str, optional
         What to put in the segments' ``file`` field (default: the path).
+    speakers : int, "auto" or None
+        Tell the voices of a mono recording apart (``channels="mix"`` only): each speaker becomes
+        a channel ``speaker 1``, ``speaker 2``, ... in order of first appearance, with the per-channel
+        summary of a split call; ``summary["speakers"]`` says what was asked and found (see
+        :func:`emovox.inference.diarization.analyze_speakers`). The file is decoded whole.
     allow_partial : bool
         Analyse what can be decoded of a file cut short (default: :class:`AudioError`,
         "truncated: decoded X s of Y s"; see :func:`emovox.audio.load`).
@@ -201,6 +207,15 @@ def analyze(
     if smoothing < 0:
         raise ParameterError(f"smoothing must be >= 0, got {smoothing}")
     predictor = predictor or Predictor.load()
+    if speakers is not None:
+        from .diarization import analyze_speakers
+
+        if channels != "mix":
+            raise ParameterError("speakers needs channels='mix': a split call already has one speaker per channel")
+        with single_thread_blas():
+            return analyze_speakers(source, predictor=predictor, speakers=speakers, smoothing=smoothing, vad=vad,
+                                    aggressiveness=aggressiveness, segment_config=segment_config,
+                                    hop_seconds=hop_seconds, name=name)
     with single_thread_blas():
         return _analyze(source, predictor=predictor, channels=channels, channel_names=channel_names,
                         smoothing=smoothing, block_seconds=block_seconds, vad=vad,
