@@ -10,8 +10,8 @@ import pytest
 
 from emovox.cli import main
 from emovox.inference import Predictor
-from emovox.inference.export import export_model, probe_inputs
 from emovox.inference.toy import make_toy_model
+from emovox.models.onnx_export import export_model, probe_inputs
 
 
 @pytest.fixture
@@ -75,3 +75,23 @@ def test_tflite_export_matches_onnxruntime(tmp_path):
     for name in ("model.tflite", "model.int8.tflite"):
         assert report["checks"][name]["argmax_agreement"] >= 0.9
     assert report["checks"]["model.tflite"]["max_abs_diff"] < 1e-3
+
+
+def test_clip_logits_open_one_session_for_all_clips(toy, monkeypatch):
+    import onnxruntime as ort
+
+    from emovox.models.onnx_export import onnx_clip_logits, onnx_logits
+
+    opened = []
+    real = ort.InferenceSession
+
+    def counting(*args, **kwargs):
+        opened.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", counting)
+    clips = [probe_inputs(64, 301, n=n, seed=n) for n in (1, 3, 2, 4)]
+    logits = onnx_clip_logits(toy / "model.onnx", clips)
+    assert len(opened) == 1  # training validation: one session, not one per clip
+    assert logits.shape == (4, 7)
+    np.testing.assert_allclose(logits[1], onnx_logits(toy / "model.onnx", clips[1]).mean(0), rtol=1e-5)

@@ -243,7 +243,7 @@ def test_checkpoints_of_numpy_data_still_load(tmp_path):
 
 
 def test_export_refuses_weights_that_changed_since_save(tmp_path):
-    from emovox.inference.export import export_model
+    from emovox.models.onnx_export import export_model
 
     est = _untrained()
     est.save(tmp_path / "m", int8=False)

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ParameterError
-    from ..inference.export import export_model
+    from ..models.onnx_export import export_model
 
     if not (args.onnx or args.int8 or args.tflite):
         raise ParameterError("nothing to export: give --onnx, --int8 and/or --tflite")

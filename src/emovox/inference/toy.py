@@ -60,7 +60,7 @@ def make_toy_model(directory: str | os.PathLike, *, labels: tuple[str, ...] = TO
     onnx.save(model, directory / "model.onnx")
     sha = {"model.onnx": sha256_file(directory / "model.onnx")}
     if int8:
-        from .export import quantize_int8
+        from ..models.onnx_export import quantize_int8
 
         quantize_int8(directory / "model.onnx", directory / "model.int8.onnx")
         sha["model.int8.onnx"] = sha256_file(directory / "model.int8.onnx")

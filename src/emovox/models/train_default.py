@@ -134,9 +134,9 @@ def train_default(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     est.save(model_dir, name=f"emovox-{recipe.get('name', 'default')}",
              extra={"training": {"recipe": recipe, "view": view.name, "corpora": sorted(corpora),
                                  "train_clips": len(train_items), "minutes": round(minutes, 1)}})
-    from .onnx_export import onnx_logits
+    from .onnx_export import onnx_clip_logits
 
-    q = np.stack([onnx_logits(model_dir / "model.int8.onnx", w).mean(0) for w in val_windows])
+    q = onnx_clip_logits(model_dir / "model.int8.onnx", val_windows)  # one session for every clip
     metrics["validation_int8"] = _metrics(q, y, val_corpora)
     meta = json.loads((model_dir / "model.json").read_text())
     meta["metrics"].update(metrics)
