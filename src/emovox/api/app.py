@@ -3,7 +3,7 @@
 Routes (all JSON; errors are ``{"error": {"type", "message"}}``):
 
 - ``POST /v1/predict``  audio -> ``{emotion, confidence, uncertain, probabilities}``
-- ``POST /v1/analyze``  audio (``?channels=mix|split``) -> segments + summary, the JSON of
+- ``POST /v1/analyze``  audio (``?channels=mix|split``, ``?speakers=2|auto``) -> segments + summary, the JSON of
   ``emovox analyze --out x.json``
 - ``WS   /v1/stream``   16 kHz mono PCM16 chunks in, ``update`` messages out, ``summary`` on "end"
 - ``GET  /v1/health``, ``GET /v1/model`` (model.json + card.md), ``/docs``, ``/openapi.json``
@@ -189,9 +189,12 @@ def create_app(settings: Settings | None = None, *, predictor=None):
     @app.post("/v1/analyze", response_model=AnalyzeResult, tags=["inference"], openapi_extra=REQUEST_BODY,
               dependencies=[Depends(check_key)], responses=errors)
     async def analyze(request: Request,
-                      channels: Literal["mix", "split"] = Query("mix", description="split: each channel of a stereo call alone")):
+                      channels: Literal["mix", "split"] = Query("mix", description="split: each channel of a stereo call alone"),
+                      speakers: str | None = Query(None, pattern=r"^([1-6]|auto)$",
+                                                   description="mono recordings: tell 1-6 voices (or auto) apart; "
+                                                               "channels become speaker 1, speaker 2, ...")):
         """Timeline of per-segment emotions and a summary: the JSON of `emovox analyze --out x.json`."""
-        return await upload_and_run(request, "analyze", channels=channels)
+        return await upload_and_run(request, "analyze", channels=channels, speakers=speakers)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket):

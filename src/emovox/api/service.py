@@ -97,12 +97,14 @@ class Service:
         return {"emotion": p.label, "confidence": p.confidence, "uncertain": p.uncertain,
                 "probabilities": p.probabilities}
 
-    def analyze(self, upload: Upload, *, channels: Literal["mix", "split"] = "mix") -> dict:
+    def analyze(self, upload: Upload, *, channels: Literal["mix", "split"] = "mix",
+                speakers: int | str | None = None) -> dict:
         """The ``Analysis.to_dict()`` of an upload: what ``emovox analyze --out x.json`` writes."""
         from ..inference.analysis import analyze
 
         y = self.decode(upload, channels="split")
-        return analyze(y, predictor=self.predictor, channels=channels, name=upload.name).to_dict()
+        return analyze(y, predictor=self.predictor, channels=channels, name=upload.name,
+                       speakers=speakers).to_dict()
 
     def model_info(self) -> dict:
         card = self.predictor.card
