@@ -153,3 +153,16 @@ def test_benchmark_cached_only_lists_what_is_missing(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "(quick)" in out  # the quick run stands in for the missing full one
     assert "--recipes t --protocols 1`" in out and "--recipes t --protocols 2`" in out
+
+
+def test_a_failed_onnx_export_is_surfaced_not_replaced_by_a_pickle_size():
+    from emovox.errors import ModelError
+    from emovox.evaluation.runner import _Neural
+
+    class Unexportable:
+        def save(self, directory, *, int8):
+            raise RuntimeError("tracer: unsupported operator")
+
+    backend = _Neural.__new__(_Neural)  # no audio needed to measure a size
+    with pytest.raises(ModelError, match="exporting the fold model to ONNX failed.*unsupported operator"):
+        backend.size(Unexportable())

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ParameterError
+from ..errors import DataError, ModelError, ParameterError
 from .metrics import classification_metrics, summarize_folds
 from .protocols import Fold, ProtocolData, build_protocol
 from .report import atomic_write, write_run
@@ -149,15 +149,21 @@ class _Neural:
         return model.predict_proba([self.waves[i] for i in idx]), [str(c) for c in model.classes_]
 
     def size(self, model) -> int:
+        """Bytes of the model.onnx that ``emovox train`` would ship for this fold's model.
+
+        Raises
+        ------
+        ModelError
+            The ONNX export failed: the table must not report another size (a pickle's) instead.
+        """
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 model.save(tmp, int8=False)
-                onnx = Path(tmp) / "model.onnx"
-                if onnx.is_file():
-                    return onnx.stat().st_size
-            except Exception:  # size is informative only; a failed export is reported by `train`
-                pass
-        return len(pickle.dumps(model))
+            except Exception as exc:
+                raise ModelError(f"model size: exporting the fold model to ONNX failed ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); the model emovox would ship cannot "
+                                 "be written: fix the export before comparing sizes") from exc
+            return (Path(tmp) / "model.onnx").stat().st_size
 
     def feature_ms(self, idx: list[int]) -> float:
         return 0.0  # the log-mel frontend runs inside predict_proba
