@@ -51,11 +51,12 @@ def decode(data: bytes) -> np.ndarray:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def run_analysis(data: bytes, name: str, channels: str, model_dir: str | None) -> tuple[Analysis, dict]:
+def run_analysis(data: bytes, name: str, channels: str, model_dir: str | None,
+                 speakers: str | None = None) -> tuple[Analysis, dict]:
     """Timeline + summary, and the whole-clip prediction (of the mix)."""
     predictor = get_predictor(model_dir)
     y = decode(data)
-    result = analyze(y, predictor=predictor, channels=channels, name=name)
+    result = analyze(y, predictor=predictor, channels=channels, name=name, speakers=speakers)
     clip = predictor.predict(y.mean(axis=0))
     return result, {"emotion": clip.label, "confidence": clip.confidence, "uncertain": clip.uncertain,
                     "probabilities": clip.probabilities}
@@ -163,13 +164,20 @@ def main() -> None:
     if y.shape[0] >= 2:
         split = st.toggle("Analyse each channel separately (stereo call: agent left, customer right)", value=True)
         channels = "split" if split else "mix"
+    speakers = None
+    if channels == "mix":
+        pick = st.selectbox("Speakers: tell the voices of the recording apart", ["one timeline", "2", "3", "auto"],
+                            help="Each voice gets its own lane (speaker 1, speaker 2, ... in order of first appearance).")
+        speakers = None if pick == "one timeline" else pick
     st.audio(data)
     with st.spinner("Analysing…"):
         try:
-            result, clip = run_analysis(data, name, channels, model_dir)
+            result, clip = run_analysis(data, name, channels, model_dir, speakers)
         except EmovoxError as exc:
             st.error(str(exc))
             return
+    if (result.summary.get("speakers") or {}).get("message"):
+        st.info(result.summary["speakers"]["message"])
     show_headline(result, clip)
     st.subheader("Timeline")
     st.caption("Coloured bands: the emotion of each speech segment, paler when uncertain (hover for "
