@@ -118,3 +118,15 @@ def test_unknown_frontend_or_kind_fails_loudly(chunked_model_dir, tmp_path):
         (d / "model.json").write_text(json.dumps(meta))
         with pytest.raises(ModelError, match=message):
             Predictor.load(d)
+
+
+def test_analyze_with_a_chunked_model(chunked_model_dir, speech_wav):
+    """The timeline path gives each cell's audio to the Whisper frontend on its own."""
+    from emovox.inference import analyze
+
+    p = Predictor.load(chunked_model_dir)
+    result = analyze(speech_wav, predictor=p)
+    speech = [s for s in result.segments if s["emotion"] != "no_speech"]
+    assert speech, result.segments
+    for seg in speech:
+        assert seg["emotion"] in LABELS and seg["end"] - seg["start"] <= 2.0 * 1.5 + 1e-6

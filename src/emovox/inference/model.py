@@ -17,7 +17,8 @@ from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig
 from ..features.whisper.frontend import WhisperFrontendConfig
 
-__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "FRONTENDS", "default_model_dir", "load_card", "sha256_file"]
+__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "FRONTENDS", "SHIPPED_MODELS", "default_model_dir",
+           "resolve_model_dir", "load_card", "sha256_file"]
 
 #: What ``model.json`` must hold; the rest is optional.
 REQUIRED_KEYS = ("labels", "frontend", "window_seconds")
@@ -37,12 +38,33 @@ FRONTENDS: dict[str, type[LogMelConfig] | type[WhisperFrontendConfig]] = {
 WINDOWING_MODES = ("sliding", "chunks")
 
 
+#: The models shipped inside the package, by the name a user may give instead of a directory.
+SHIPPED_MODELS = {"default": "model", "tiny": "model-tiny"}
+
+_ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def resolve_model_dir(model: str | os.PathLike | None = None) -> Path:
+    """A model directory from a path or a shipped model's name (``default``, ``tiny``).
+
+    None means ``$EMOVOX_MODEL`` if set, else the shipped default. An existing directory wins over
+    a name, so a folder called ``tiny`` in the working directory is still a path.
+    """
+    if model is None:
+        model = os.environ.get("EMOVOX_MODEL") or "default"
+    path = Path(model)
+    if not path.is_dir() and str(model) in SHIPPED_MODELS:
+        return _ASSETS / SHIPPED_MODELS[str(model)]
+    return path
+
+
 def default_model_dir() -> Path:
     """The shipped model: ``src/emovox/assets/model/`` (``$EMOVOX_MODEL`` overrides it)."""
-    env = os.environ.get("EMOVOX_MODEL")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "assets" / "model"
+    return resolve_model_dir(None)
+
+
+def _is_shipped(directory: Path) -> bool:
+    return any(directory.resolve() == (_ASSETS / sub).resolve() for sub in SHIPPED_MODELS.values())
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
@@ -111,7 +133,7 @@ class ModelCard:
         """
         expected = (self.raw.get("sha256") or {}).get(path.name)
         if expected is None:
-            if self.directory.resolve() == default_model_dir().resolve():
+            if _is_shipped(self.directory):
                 raise ModelError(f"{path}: the shipped model.json records no sha256 for it")
             return
         actual = sha256_file(path)
@@ -129,14 +151,14 @@ class ModelCard:
 
 
 def load_card(model_dir: str | os.PathLike | None = None) -> ModelCard:
-    """Read and validate ``model.json`` of ``model_dir`` (None: the shipped model).
+    """Read and validate ``model.json`` of ``model_dir`` (a path, ``default``/``tiny``, or None: the shipped model).
 
     Raises
     ------
     ModelError
         Missing directory or ``model.json``, invalid JSON, or missing required keys.
     """
-    directory = Path(model_dir) if model_dir is not None else default_model_dir()
+    directory = resolve_model_dir(model_dir)
     meta_path = directory / "model.json"
     if not directory.is_dir():
         raise ModelError(f"{directory}: model directory not found")

@@ -76,8 +76,12 @@ class WhisperSER(nn.Module):
         self.config = config
         self.encoder = WhisperEncoder(dims, config.n_blocks)
         d = dims.n_state
+        # Whisper's hidden states have a few channels hundreds of times larger than the rest; a
+        # LayerNorm would let them dominate. Per-channel statistics (BatchNorm: in eval mode a
+        # fixed standardisation, like a StandardScaler) put every channel on one scale.
+        self.frame_norm = nn.BatchNorm1d(d)
         self.pool = AttentiveStatsPool(d, config.attention)
-        self.head = nn.Sequential(nn.LayerNorm(2 * d), nn.Dropout(config.dropout), nn.Linear(2 * d, config.hidden),
+        self.head = nn.Sequential(nn.BatchNorm1d(2 * d), nn.Dropout(config.dropout), nn.Linear(2 * d, config.hidden),
                                   nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, config.n_classes))
 
     @classmethod
@@ -91,12 +95,13 @@ class WhisperSER(nn.Module):
     def trainable_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(fine-tuned encoder blocks, head) parameters; the stem and frozen blocks are neither."""
         blocks = [p for b in self.encoder.blocks[self.config.frozen_blocks:] for p in b.parameters()]
-        return blocks, [*self.pool.parameters(), *self.head.parameters()]
+        return blocks, [*self.frame_norm.parameters(), *self.pool.parameters(), *self.head.parameters()]
 
     def from_states(self, h: torch.Tensor) -> torch.Tensor:
         """Logits from the hidden states after the frozen part ``[b, t, d]``."""
         for block in self.encoder.blocks[self.config.frozen_blocks:]:
             h = block(h)
+        h = self.frame_norm(h.transpose(1, 2)).transpose(1, 2)
         return self.head(self.pool(h))
 
     def frozen_states(self, mel: torch.Tensor) -> torch.Tensor:
