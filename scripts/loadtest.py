@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from emovox.api.testing import rss_bytes, running_server
 from emovox.audio import SAMPLE_RATE, load
+from emovox.testing import rss_bytes, running_server
 
 TEXT = "Hello, I am calling about my invoice. It is wrong again and I am not happy about it at all."
 

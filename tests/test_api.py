@@ -20,7 +20,7 @@ import soundfile as sf
 
 from emovox.audio import load
 from emovox.inference import Predictor, analyze
-from emovox.inference.toy import TOY_LABELS, make_toy_model
+from emovox.testing import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak, tone
 
@@ -29,7 +29,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 ws_client = pytest.importorskip("websockets.sync.client")
 ws_exceptions = pytest.importorskip("websockets.exceptions")
-testing = pytest.importorskip("emovox.api.testing")
+testing = pytest.importorskip("emovox.testing")
 
 pytestmark = pytest.mark.slow  # two server processes start once for the module (~10 s)
 KEY = "s3cret-key"

@@ -12,7 +12,7 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
-testing = pytest.importorskip("emovox.api.testing")
+testing = pytest.importorskip("emovox.testing")
 from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
     not_a_server_error,
@@ -20,7 +20,7 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from emovox.inference.toy import make_toy_model  # noqa: E402
+from emovox.testing import make_toy_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 #: Hypothesis examples per operation: uploads of random bytes cost an ffprobe each.

@@ -15,7 +15,7 @@ from emovox.cli import main
 from emovox.errors import AudioError, DataError, MissingDependencyError, ModelError, ParameterError
 from emovox.inference import Predictor
 from emovox.inference.streaming import StreamingPredictor, pcm16_to_float
-from emovox.inference.toy import make_toy_model
+from emovox.testing import make_toy_model
 
 from .conftest import SR, speak
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from emovox.cli import main
-from emovox.inference.toy import make_toy_model
+from emovox.testing import make_toy_model
 
 from .conftest import SR, espeak_available, speak
 

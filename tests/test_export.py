@@ -10,8 +10,8 @@ import pytest
 
 from emovox.cli import main
 from emovox.inference import Predictor
-from emovox.inference.toy import make_toy_model
 from emovox.models.onnx_export import export_model, probe_inputs
+from emovox.testing import make_toy_model
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import soundfile as sf
 from emovox.errors import AudioError, ModelError, ParameterError
 from emovox.inference import NO_SPEECH, Predictor, load_card
 from emovox.inference.model import default_model_dir
-from emovox.inference.toy import TOY_LABELS, make_toy_model
+from emovox.testing import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak, tone
 

@@ -12,7 +12,7 @@ from emovox.errors import ParameterError
 from emovox.inference import Predictor, analyze
 from emovox.inference.outputs import write_analysis
 from emovox.inference.segmentation import SegmentConfig, Segmenter, mask_to_spans, split_turn
-from emovox.inference.toy import TOY_LABELS, make_toy_model
+from emovox.testing import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak, tone
 

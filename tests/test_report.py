@@ -18,7 +18,7 @@ from emovox.batch.report_data import collect_items, dataset_report
 from emovox.batch.stats import STAT_COLUMNS, clip_stats, yin_f0
 from emovox.batch.store import BatchStore
 from emovox.cli import main
-from emovox.inference.toy import TOY_LABELS, make_toy_model
+from emovox.testing import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak, tone
 

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox.api.testing import free_port
 from emovox.inference.model import default_model_dir
-from emovox.inference.toy import TOY_LABELS, make_toy_model
+from emovox.testing import TOY_LABELS, free_port, make_toy_model
 
 from .conftest import SR, speak
 
