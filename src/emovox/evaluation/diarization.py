@@ -99,7 +99,9 @@ def make_conversation(pool: dict[str, list[Item]], *, n_speakers: int = 2, rng: 
     while t < seconds * SAMPLE_RATE:
         who = names[0] if n_speakers == 1 else str(rng.choice([s for s in names if s != prev]))
         target = rng.uniform(*turn_seconds) * SAMPLE_RATE
-        chunks, spans, n = [], [], 0
+        chunks: list[np.ndarray] = []
+        spans: list[tuple[int, int, Item]] = []
+        n = 0
         while n < target or not chunks:
             if not decks[who]:
                 decks[who] = list(rng.permutation(len(pool[who])))
@@ -215,7 +217,7 @@ def run_benchmark(data_dir: str | Path, *, conversations: int = 40, seconds: flo
     """DER of two-speaker conversations (clean and telephone, ``speakers=2`` and ``auto``), the
     speaker count of ``auto`` on those plus a quarter as many of each size in ``counts``, and the
     speaker step's CPU time per hour of audio (2-speaker clean runs, VAD excluded, one thread)."""
-    from ..inference.diarization import DiarizationConfig, diarize, speech_turns
+    from ..inference.diarization import DiarizationConfig, Speakers, diarize, speech_turns
     from ..inference.speaker import SpeakerEncoder
 
     config = config or DiarizationConfig()
@@ -236,7 +238,7 @@ def run_benchmark(data_dir: str | Path, *, conversations: int = 40, seconds: flo
                 y = telephone(y)
             turns = speech_turns(y)
             row: dict = {"corpus": corpus, "speakers": k, "telephone": phone, "seconds": len(y) / SAMPLE_RATE}
-            modes: list[int | str] = ["auto", 2] if k == 2 else ["auto"]
+            modes: list[Speakers] = ["auto", 2] if k == 2 else ["auto"]
             for mode in modes:
                 t0 = time.process_time()  # CPU time: the machine is shared, wall time is not ours
                 d = diarize(y, speakers=mode, encoder=encoder, config=config, turns=turns)
@@ -263,7 +265,7 @@ def summarize_rows(rows: list[dict]) -> dict:
 
     two = [r for r in rows if r["speakers"] == 2 and not r["telephone"]]
     phone = [r for r in rows if r["speakers"] == 2 and r["telephone"]]
-    out = {
+    out: dict = {
         "der_2": pooled(two, "der_2"), "der_auto": pooled(two, "der_auto"),
         "der_2_telephone": pooled(phone, "der_2"), "der_auto_telephone": pooled(phone, "der_auto"),
         "parts_2": {k: pooled([{**r, k: r["parts_2"][k]} for r in two], k) for k in ("missed", "false_alarm", "confusion")},

@@ -186,7 +186,7 @@ def _spectral(emb: np.ndarray, *, k: int | None, max_k: int, rng: np.random.Gene
         return np.zeros(n, int) if k in (None, 1) else np.arange(n) % max(1, k)
     sim = emb @ emb.T
     order = np.argsort(-sim, axis=1)
-    best = None
+    best: tuple[float, int, np.ndarray] | None = None
     for p in sorted({int(v) for v in np.linspace(2, max(2, n // 4), 16).round()}):
         a = np.zeros_like(sim)
         np.put_along_axis(a, order[:, :p], 1.0, axis=1)
@@ -198,6 +198,8 @@ def _spectral(emb: np.ndarray, *, k: int | None, max_k: int, rng: np.random.Gene
         ratio = p / (g + 1e-10)
         if best is None or ratio < best[0]:
             best = (ratio, int(np.argmax(gaps)) + 1, vecs)
+    if best is None:  # unreachable: at least one p is tried
+        return np.zeros(n, int)
     _, found, vecs = best
     k = found if k is None else k
     if k == 1:
@@ -408,7 +410,8 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
     segments: list[dict] = []
     for who in d.speakers:
         turns = [(a, b) for a, b, s in d.turns if s == who]
-        segments.extend(_predict_turns(predictor, _SpeakerTrack(who, y), turns, file=file, hop=hop))
+        track = _SpeakerTrack(who, y)  # duck-types the two members of a channel that _predict_turns reads
+        segments.extend(_predict_turns(predictor, track, turns, file=file, hop=hop))  # type: ignore[arg-type]
     segments.sort(key=lambda s: (s["start"], s["channel"]))
     if smoothing:
         segments = smooth(segments, width=smoothing, labels=predictor.labels,

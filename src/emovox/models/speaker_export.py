@@ -38,7 +38,7 @@ def export_voice_encoder(out_dir: str | Path = DEFAULT_OUT, *, opset: int = 17) 
     out.mkdir(parents=True, exist_ok=True)
     encoder = resemblyzer.VoiceEncoder(device="cpu", verbose=False).eval()
 
-    class _Graph(torch.nn.Module):
+    class _Graph(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self, enc):
             super().__init__()
             self.enc = enc
