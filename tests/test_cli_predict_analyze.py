@@ -146,3 +146,17 @@ def test_truncated_file_exits_3_unless_partial_is_allowed(model, tmp_path, capsy
         assert f"{cut}: truncated: decoded" in capsys.readouterr().err
         assert main([*command, "--model", model, "--allow-partial"]) == 0
         capsys.readouterr()
+
+
+def test_analyze_plot_uses_the_one_colour_table(model, tmp_path):
+    pytest.importorskip("matplotlib")
+    from emovox.labels import EMOTION_COLOURS
+    from emovox.ui import charts
+
+    assert charts.EMOTION_COLORS is EMOTION_COLOURS  # the web app and the plots share one table
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(5 * SR) * np.sin(np.linspace(0, 30, 5 * SR)) ** 2).astype(np.float32)
+    sf.write(tmp_path / "n.wav", y, SR)
+    png = tmp_path / "plot.png"
+    assert main(["analyze", str(tmp_path / "n.wav"), "--model", model, "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000

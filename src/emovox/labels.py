@@ -13,7 +13,8 @@ from enum import Enum
 
 from .errors import ParameterError
 
-__all__ = ["Emotion", "EMOTIONS", "LabelView", "VIEWS", "get_view", "NEGATIVE_EMOTIONS"]
+__all__ = ["Emotion", "EMOTIONS", "LabelView", "VIEWS", "get_view", "NEGATIVE_EMOTIONS", "EMOTION_COLOURS",
+           "emotion_colour"]
 
 
 class Emotion(str, Enum):
@@ -91,3 +92,22 @@ def get_view(name: str) -> LabelView:
         raise ParameterError(
             f"unknown label view {name!r}; choose one of {', '.join(VIEWS)}"
         ) from None
+
+
+#: One colour per label, the same in every emovox figure (CLI plots, reports) and in the web app.
+EMOTION_COLOURS: Mapping[str, str] = {
+    "neutral": "#9e9e9e", "calm": "#80cbc4", "happy": "#fbc02d", "surprised": "#fb8c00",
+    "sad": "#1e88e5", "fearful": "#8e24aa", "disgust": "#43a047", "angry": "#e53935",
+    "pleasant": "#fbc02d", "unpleasant": "#c62828", "no_speech": "#eceff1",
+}
+
+
+def emotion_colour(label: str, default: str = "#607d8b") -> str:
+    """The colour of ``label`` (``default`` for a label outside :data:`EMOTION_COLOURS`).
+
+    Examples
+    --------
+    >>> emotion_colour("angry")
+    '#e53935'
+    """
+    return EMOTION_COLOURS.get(label, default)

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
         write_analysis(result, args.out)
     if args.plot:
-        from ..inference.plot import plot_analysis
+        from .plot import plot_analysis
 
         plot_analysis(result, args.plot)
     if args.json:

@@ -13,18 +13,15 @@ import numpy as np
 
 from .._lazy import require
 from ..audio import SAMPLE_RATE
+from ..inference.vad import FRAME_SECONDS as _FRAME_SECONDS
+from ..labels import EMOTION_COLOURS
 
 __all__ = ["EMOTION_COLORS", "color_scale", "timeline_chart", "summary_chart", "probability_chart",
            "spectrogram_image"]
 
-#: One colour per emotion, the same in every chart.
-EMOTION_COLORS = {
-    "neutral": "#9aa5b1", "calm": "#7fb3d5", "happy": "#f4c430", "sad": "#3b6fb6",
-    "angry": "#d62728", "fearful": "#8e44ad", "disgust": "#2e8b57", "surprised": "#ff7f0e",
-    "pleasant": "#f4c430", "unpleasant": "#d62728", "no_speech": "#e4e7eb",
-}
+#: The emovox colour table (:data:`emovox.labels.EMOTION_COLOURS`), under the name this module exported.
+EMOTION_COLORS = EMOTION_COLOURS
 _FALLBACK = ("#17becf", "#bcbd22", "#8c564b", "#e377c2", "#1f77b4")
-_FRAME_SECONDS = 0.03  # Analysis.envelope: one value per 30 ms frame
 
 
 def color_scale(labels: Sequence[str]):

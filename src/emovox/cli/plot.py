@@ -1,4 +1,7 @@
-"""Plot an analysis: the waveform envelope with the emotion timeline underneath (matplotlib, lazy)."""
+"""Plot an analysis: the waveform envelope with the emotion timeline underneath (matplotlib, lazy).
+
+What ``emovox analyze --plot`` draws; it lives with the apps, not the prediction core.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._lazy import require
-from .vad import FRAME_SECONDS
+from ..inference.vad import FRAME_SECONDS
+from ..labels import emotion_colour
 
 if TYPE_CHECKING:
-    from .analysis import Analysis
+    from ..inference.analysis import Analysis
 
-__all__ = ["EMOTION_COLOURS", "plot_analysis"]
-
-#: One colour per emotion, the same in every emovox figure and in the web app.
-EMOTION_COLOURS = {
-    "neutral": "#9e9e9e", "calm": "#80cbc4", "happy": "#fbc02d", "surprised": "#fb8c00",
-    "sad": "#1e88e5", "fearful": "#8e24aa", "disgust": "#43a047", "angry": "#e53935",
-    "unpleasant": "#c62828", "no_speech": "#eceff1",
-}
-
-
-def _colour(label: str) -> str:
-    return EMOTION_COLOURS.get(label, "#607d8b")
-
+__all__ = ["plot_analysis"]
 
 def _clock(seconds: float, _pos=None) -> str:
     m, s = divmod(int(round(seconds)), 60)
@@ -75,7 +67,7 @@ def plot_analysis(analysis: Analysis, path: str | os.PathLike, *, width: float =
             if s["channel"] != name:
                 continue
             used[s["emotion"]] = None
-            band_ax.axvspan(s["start"], s["end"], color=_colour(s["emotion"]),
+            band_ax.axvspan(s["start"], s["end"], color=emotion_colour(s["emotion"]),
                             alpha=0.45 if s["uncertain"] else 0.95, linewidth=0)
         for p in peaks:
             if p["channel"] == name:
@@ -92,9 +84,9 @@ def plot_analysis(analysis: Analysis, path: str | os.PathLike, *, width: float =
     title = (f"{Path(analysis.file).name} - {_clock(duration)}, speech {summary['speech_seconds']:.0f} s, "
              f"dominant {summary['dominant_emotion']}, negative {100 * summary['negative_share']:.0f}%")
     fig.suptitle(title, fontsize=12, x=0.5, y=0.995)
-    handles = [Patch(color=_colour(k), label=k) for k in analysis.labels if k in used]
+    handles = [Patch(color=emotion_colour(k), label=k) for k in analysis.labels if k in used]
     if "no_speech" in used:
-        handles.append(Patch(color=_colour("no_speech"), label="no speech"))
+        handles.append(Patch(color=emotion_colour("no_speech"), label="no speech"))
     handles.append(Patch(color="#9e9e9e", alpha=0.45, label="faded: uncertain"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 9), frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=9)
