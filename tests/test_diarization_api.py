@@ -9,19 +9,18 @@ import pytest
 import soundfile as sf
 
 from emovox.audio import load
-from emovox.inference.toy import make_toy_model
 
 from .conftest import SR, speak
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-testing = pytest.importorskip("emovox.api.testing")
+testing = pytest.importorskip("emovox.testing")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    toy = make_toy_model(tmp_path_factory.mktemp("model") / "toy")
+    toy = testing.make_toy_model(tmp_path_factory.mktemp("model") / "toy")
     env = {"EMOVOX_MODEL": str(toy), "EMOVOX_API_KEY": "", "EMOVOX_CORS_ORIGINS": ""}
     srv = testing.start_server(env=env, log=tmp_path_factory.mktemp("logs") / "api.log")
     try:
