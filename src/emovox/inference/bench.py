@@ -70,14 +70,10 @@ def _stages(predictor: Predictor, y: np.ndarray) -> dict:
     seg = Segmenter(SegmentConfig())
     turns = [(a * FRAME_SAMPLES, b * FRAME_SAMPLES) for a, b in seg.feed(mask) + seg.flush()]
     c0, t0 = time.process_time(), time.perf_counter()
-    feats = []
-    hop_length = predictor.card.frontend.hop_length
+    x: list[np.ndarray] = []
     for a, b in turns:
-        lm = predictor.logmel(y[a:b])
-        for _, _, w0, _ in split_turn(a, b, window=predictor.window_samples, hop=predictor.hop_samples):
-            f0 = (w0 - a) // hop_length
-            feats.append(predictor.fit_window(lm[:, f0 : f0 + predictor.window_frames]))
-    x = np.stack(feats)
+        parts = split_turn(a, b, window=predictor.window_samples, hop=predictor.hop_samples)
+        x.extend(predictor.window_inputs(y[a:b], [(w0 - a, w1 - a) for _, _, w0, w1 in parts]))
     t_logmel, c_logmel = time.perf_counter() - t0, time.process_time() - c0
     t_model, _ = _timed(predictor.logits, x, key="model")
     return {"t_vad": t_vad, "t_logmel": t_logmel, "t_model": t_model,
