@@ -169,3 +169,10 @@ def test_analysis_and_streaming_build_the_one_segment_shape(predictor):
     for s in segments + stream.segments:
         assert set(s) == SEGMENT_KEYS
         assert s == segment_record(**s)  # already in the canonical, rounded form
+
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [("merge_gap", -0.1, ">= 0"), ("min_speech", -1.0, ">= 0"),
+                                                         ("max_turn", 0.5, "> 1.0")])
+def test_segment_config_errors_name_the_field_and_the_range(field, value, allowed):
+    with pytest.raises(ParameterError, match=rf"SegmentConfig\.{field} must be {allowed} seconds, got {value}"):
+        SegmentConfig(**{field: value})

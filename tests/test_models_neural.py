@@ -286,3 +286,8 @@ def test_is_a_scikit_learn_classifier():
     assert clone(search).estimator.get_params()["hidden"] == 16
     assert set(N.ARCHS) == set(A.ARCHS)
     NeuralClassifier().validate_params()  # the defaults are valid
+
+
+def test_unknown_architecture_says_what_to_set():
+    with pytest.raises(ParameterError, match=r"set arch .* to one of .*crnn"):
+        build_model(ModelDims(arch="transformer"))

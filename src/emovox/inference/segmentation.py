@@ -32,8 +32,11 @@ class SegmentConfig:
     max_turn: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.merge_gap < 0 or self.min_speech < 0 or self.max_turn <= 1.0:
-            raise ParameterError(f"invalid segment config {self}")
+        for name, value, ok, allowed in (("merge_gap", self.merge_gap, self.merge_gap >= 0, ">= 0"),
+                                         ("min_speech", self.min_speech, self.min_speech >= 0, ">= 0"),
+                                         ("max_turn", self.max_turn, self.max_turn > 1.0, "> 1.0")):
+            if not ok:
+                raise ParameterError(f"SegmentConfig.{name} must be {allowed} seconds, got {value}")
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:

@@ -130,7 +130,9 @@ class StreamingPredictor:
         for end in ends:
             a = max(0, end - self.window) - self._buffer_start
             if a < 0:  # cannot happen while _trim keeps a window of history; never slice from the end
-                raise RuntimeError(f"streaming buffer lost audio: needs sample {a + self._buffer_start}")
+                raise AssertionError(f"{self.name}: streaming buffer lost audio (needs sample {a + self._buffer_start}, "
+                                     f"holds from {self._buffer_start}); a bug in StreamingPredictor._trim: "
+                                     "please report it with the chunk sizes sent")
             clips.append(self._buffer[a : end - self._buffer_start])
         out = []
         for end, p in zip(ends, self.predictor.predict_many(clips), strict=True):

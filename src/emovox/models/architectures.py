@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from ..errors import ParameterError
+
 __all__ = ["ModelDims", "ARCHS", "build_model", "MeanVarNorm", "count_flops"]
 
 
@@ -200,7 +202,8 @@ ARCHS: dict[str, type[nn.Module]] = {"cnn1d": CNN1d, "cnn_lstm": CNNLSTM, "lstm"
 def build_model(dims: ModelDims) -> nn.Module:
     """Instantiate the architecture ``dims.arch``."""
     if dims.arch not in ARCHS:
-        raise ValueError(f"unknown arch {dims.arch!r}; choose one of {', '.join(ARCHS)}")
+        raise ParameterError(f"unknown arch {dims.arch!r}: set arch (the recipe's [model] arch or "
+                             f"NeuralClassifier(arch=...)) to one of {', '.join(ARCHS)}")
     return ARCHS[dims.arch](dims)
 
 
