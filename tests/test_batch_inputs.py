@@ -123,25 +123,54 @@ def test_analyze_partition_every_input_one_row(toy: str, calls: Path, voice: str
     assert (files["status"] == "ok").all() and (errs["status"] == "error").all()
 
 
-def test_store_commit_resume_and_orphans(toy: str, calls: Path, tmp_path: Path, voice: str):
+def test_store_commit_recover_roll_forward_and_back(toy: str, calls: Path, tmp_path: Path, voice: str):
     rows = _rows(toy, [voice, str(calls / "nope.wav")])
-    rows["timestamp"] = None
+    rows["timestamp"] = ["2024-03-01T09:00:00", None]
     out = tmp_path / "out"
     store = BatchStore(str(out))
-    assert store.open(SETTINGS) == set()
-    part = store.commit(to_tables(rows, labels=list(TOY_LABELS)))
-    for table in ("segments", "files", "errors"):
-        assert (out / table / part).is_file()
-    assert not list((out / "_tmp").iterdir())
+    store.open(SETTINGS)
+    batch = store.commit(to_tables(rows, labels=list(TOY_LABELS)))
+    assert store.batches() == [batch] and store.published(batch)
+    assert len(list((out / "files" / "date=2024-03-01").glob("part-*.parquet"))) == 1
+    assert list((out / "errors").glob("date=__HIVE_DEFAULT_PARTITION__/part-*.parquet"))
+    assert not list((out / "_staging").iterdir())
     assert store.done() == {voice, str(calls / "nope.wav")}
-    # a crash between the renames: a segments part without its files part is dropped on resume
-    (out / "files" / part).unlink()
-    assert BatchStore(str(out)).open(SETTINGS) == {str(calls / "nope.wav")}
-    assert not (out / "segments" / part).exists()
+    files = store.read("files")
+    assert list(files["date"]) == ["2024-03-01"] and list(files["batch"]) == [batch]
+    # a crash while publishing (after _READY, one data file moved): the next open finishes the moves
+    again = rows.iloc[:1].assign(file=str(calls / "again.wav"))
+    crashing = BatchStore(str(out))
+
+    def killed(batch):
+        raise KeyboardInterrupt("killed after _READY")
+
+    crashing._roll_forward = killed
+    with pytest.raises(KeyboardInterrupt):
+        crashing.commit(to_tables(again, labels=list(TOY_LABELS)), batch="b-half")
+    staged = sorted((out / "_staging" / "b-half" / "segments").rglob("part-*.parquet"))
+    assert (out / "_staging" / "b-half" / "_READY").is_file() and staged
+    (out / "segments" / "date=2024-03-01" / staged[0].name).write_bytes(staged[0].read_bytes())  # one moved
+    staged[0].unlink()
+    assert str(calls / "again.wav") not in store.done()
+    BatchStore(str(out)).open(SETTINGS)
+    assert "b-half" in BatchStore(str(out)).batches() and not (out / "_staging" / "b-half").exists()
+    segs = BatchStore(str(out)).read("segments")
+    assert (segs["batch"] == "b-half").sum() == (segs["batch"] == batch).sum() > 0  # every segment once
+    # a batch staged without _READY (killed while Spark wrote it) is dropped
+    (out / "_staging" / "b-dead" / "files" / "date=2024-03-02").mkdir(parents=True)
+    (out / "_staging" / "b-dead" / "files" / "date=2024-03-02" / "part-0.parquet").write_bytes(b"partial")
+    BatchStore(str(out)).open(SETTINGS)
+    assert not (out / "_staging" / "b-dead").exists() and not (out / "files" / "date=2024-03-02").exists()
+    assert sorted(BatchStore(str(out)).done()) == sorted({voice, str(calls / "nope.wav"), str(calls / "again.wav")})
     with pytest.raises(DataError, match="other settings"):
         BatchStore(str(out)).open({**SETTINGS, "channels": "split"})
-    assert BatchStore(str(out)).read("segments").empty
-    assert len(BatchStore(str(out)).read("errors")) == 1
+
+
+def test_store_refuses_old_layout(tmp_path: Path):
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "part-0123.parquet").write_bytes(b"x")
+    with pytest.raises(DataError, match="older"):
+        BatchStore(str(tmp_path)).open(SETTINGS)
 
 
 def test_split_channels_columns(toy: str, calls: Path, voice: str):

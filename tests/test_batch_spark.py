@@ -1,5 +1,5 @@
-"""emovox batch on Spark local[2]: a 50-file batch, resume after a kill, corrupt files, bytes input,
-the Spark feature engine. One SparkSession for the module; every test here is slow (JVM start)."""
+"""emovox batch on Spark local[2]: a 50-file batch written by the executors, exactly once after a kill of
+the driver and of a Python worker, corrupt and missing files, bytes input, the Spark feature engine. One SparkSession for the module; every test here is slow (JVM start)."""
 
 from __future__ import annotations
 
@@ -71,22 +71,28 @@ def _check_exactly_once(out: Path, files: list[str]) -> tuple[pd.DataFrame, pd.D
     listed = list(done.get("file", [])) + list(errors.get("file", []))
     assert sorted(listed) == sorted(files), "every input in files or errors, exactly once"
     assert set(segments.get("file", [])) <= set(done.get("file", []))
-    assert not list((out / "_tmp").iterdir())
+    if len(segments):
+        assert not segments.duplicated(["file", "channel", "start"]).any(), "no duplicate segment rows"
+    assert not list((out / "_staging").iterdir())
     return done, errors, segments
 
 
 def test_batch_50_files_and_corrupt(spark, corpus, tmp_path):
     out = tmp_path / "out"
-    res = run_batch(corpus["root"], out, model=corpus["model"], partitions=2, files_per_part=20, spark=spark,
-                    show_progress=False)
+    res = run_batch(corpus["root"], out, model=corpus["model"], files_per_part=20, spark=spark, show_progress=False)
     assert (res.inputs, res.skipped, res.ok, res.errors, res.parts) == (50, 0, N_GOOD, N_BAD, 3)
     done, errors, segments = _check_exactly_once(out, corpus["files"])
     assert sorted(Path(f).name for f in errors["file"]) == ["corrupt_a.wav", "corrupt_b.flac"]
     assert errors["error"].str.len().min() > 10
     assert done["timestamp"].notna().all() and done["timestamp"].iat[0].startswith("2024-03-")
-    assert {"file", "channel", "start", "end", "emotion", "confidence", "uncertain", "probabilities"} <= set(segments.columns)
+    assert {"file", "channel", "start", "end", "emotion", "confidence", "uncertain", "probabilities",
+            "batch", "date"} <= set(segments.columns)
     assert abs(res.audio_seconds - done["duration"].sum()) < 1e-6 and res.audio_hours_per_minute > 0
-    # a re-run finds nothing to do
+    # written by the executors as Hive partitions: date=YYYY-MM-DD, one batch id per Spark plan
+    assert (done["date"] == done["timestamp"].str[:10]).all() and done["batch"].nunique() == 3
+    assert len(list((out / "files").glob("date=2024-03-*/part-*.parquet"))) >= 28
+    assert spark.read.parquet(str(out / "files")).count() == N_GOOD
+    # a re-run finds nothing to do (the anti-join leaves no input)
     again = run_batch(corpus["root"], out, model=corpus["model"], spark=spark, show_progress=False)
     assert (again.skipped, again.ok, again.errors, again.parts) == (50, 0, 0, 0)
     # the same analysis as the one-file path (nothing re-implemented)
@@ -98,32 +104,55 @@ def test_batch_50_files_and_corrupt(spark, corpus, tmp_path):
     assert [s["emotion"] for s in local.segments] == list(mine["emotion"])
 
 
-def test_batch_bytes_manifest(spark, corpus, tmp_path):
-    picks = corpus["files"][:5]
+def test_batch_bytes_manifest_missing_file(spark, corpus, tmp_path):
+    """Read as bytes (binaryFile); a manifest path that does not exist fails alone (issue 13 item 5)."""
+    picks = corpus["files"][:5] + [str(tmp_path / "gone.wav")]
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,timestamp\n" + "".join(f"{p},2023-12-0{k + 1}T10:00:00\n" for k, p in enumerate(picks)))
     out = tmp_path / "out"
     res = run_batch(manifest, out, model=corpus["model"], read="bytes", spark=spark, show_progress=False)
-    assert res.ok + res.errors == 5
+    assert res.ok + res.errors == 6 and res.parts == 1
     done, errors, _ = _check_exactly_once(out, picks)
+    assert "no such file" in errors.set_index("file").loc[picks[-1], "error"]
     stamps = sorted(list(done.get("timestamp", [])) + list(errors.get("timestamp", [])))
-    assert stamps == [f"2023-12-0{k + 1}T10:00:00" for k in range(5)]
+    assert stamps == [f"2023-12-0{k + 1}T10:00:00" for k in range(6)]
 
 
-def test_resume_after_kill(spark, corpus, tmp_path):
-    out = tmp_path / "out"
-    pattern = f"{corpus['root']}/call_1*.wav"  # 10 files, parts of 2: the kill lands after the first part
-    files = [f for f in corpus["files"] if Path(f).name.startswith("call_1")]
-    cmd = [sys.executable, "-m", "emovox", "batch", pattern, "--out", str(out), "--master", "local[1]",
-           "--model", corpus["model"], "--files-per-part", "2", "--partitions", "1"]
+def _cli(out: Path, source: str, model: str, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "emovox", "batch", source, "--out", str(out), "--model", model, *extra]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    deadline = time.monotonic() + 150
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+
+def _session_procs(sid: int) -> list[tuple[int, int, str]]:
+    """(pid, ppid, cmdline) of the processes in session ``sid``."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == sid:
+                found.append((int(d.name), int(fields[1]), (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_exactly_once_after_driver_kill(spark, corpus, tmp_path):
+    """SIGKILL of the driver (its JVM and Python workers) after one batch is published and while the
+    next is being written; the re-run recovers, skips what was published, and ends exactly once."""
+    out = tmp_path / "out"
+    pattern = f"{corpus['root']}/call_[0-2]*.wav"  # 30 files in batches of 6
+    files = [f for f in corpus["files"] if Path(f).name[:6] in ("call_0", "call_1", "call_2")]
+    proc = _cli(out, pattern, corpus["model"], "--master", "local[1]", "--files-per-part", "6")
+    deadline = time.monotonic() + 400
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if list((out / "files").glob("part-*.parquet")) if (out / "files").is_dir() else []:
+            if (out / "_batches").is_dir() and any((out / "_batches").iterdir()):
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver, its JVM and the Python workers
@@ -131,7 +160,35 @@ def test_resume_after_kill(spark, corpus, tmp_path):
     first = BatchStore(str(out)).done()
     assert 0 < len(first) < len(files)
     res = run_batch(pattern, out, model=corpus["model"], spark=spark, show_progress=False)
-    assert res.skipped == len(first) and res.ok + res.errors == len(files) - len(first)
+    assert res.skipped >= len(first) and res.ok + res.errors == len(files) - res.skipped
+    _check_exactly_once(out, files)
+
+
+def test_exactly_once_after_python_worker_kill(corpus, tmp_path):
+    """SIGKILL of a Python worker mid-task: Spark retries the task (local[2,4]: 4 attempts), the
+    killed attempt's output is never committed, and the run ends exactly once."""
+    out = tmp_path / "out"
+    pattern = f"{corpus['root']}/call_[3-4]*.wav"
+    files = [f for f in corpus["files"] if Path(f).name[:6] in ("call_3", "call_4")]
+    proc = _cli(out, pattern, corpus["model"], "--master", "local[2,4]", "--partitions", "4")
+    killed = None
+    deadline = time.monotonic() + 400  # a JVM start on a loaded 2-core machine
+    try:
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            procs = _session_procs(proc.pid)
+            daemons = {pid for pid, _, cmd in procs if "pyspark.daemon" in cmd}
+            workers = [pid for pid, ppid, cmd in procs if ppid in daemons and "pyspark.daemon" in cmd]
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                killed = workers[0]
+            time.sleep(0.02)
+        assert killed is not None, "no Python worker seen"
+        _, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"exited unexpectedly" in err or b"Lost task" in err or b"Exception in task" in err, err.decode()[-2000:]
     _check_exactly_once(out, files)
 
 

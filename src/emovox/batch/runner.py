@@ -1,32 +1,37 @@
 """``emovox batch``: analyse a collection on Spark into resumable Parquet datasets.
 
-The driver resolves the inputs, skips the files a previous run already committed, cuts the rest
-into parts of ``files_per_part`` files and runs one Spark job per part (two in flight, so the
-cores stay busy while a part is committed). Each job is a ``mapInPandas`` stage over the inference
-core (:func:`emovox.jobs.analyze_partition`); its rows come back to the driver, which commits
-them as one part of each table (:class:`~emovox.batch.store.BatchStore`).
+The driver resolves the inputs and builds one Spark plan: the inputs, minus those already in
+``files`` or ``errors`` (a left anti-join against the tables, in Spark), analysed by a
+``mapInArrow`` stage over the inference core (:func:`emovox.batch.jobs.analyze_arrow`), kept on
+the executors (``persist``) and written by them, table by table, with Spark's Parquet writer and
+commit protocol. The driver holds the plan and a few counters, never the rows; it then publishes
+the batch (:class:`~emovox.batch.store.BatchStore`). Pending inputs beyond ``files_per_part`` are
+cut into several such batches by a hash of their name (still no list on the driver), so a crash
+loses at most the batch in flight.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Literal
 
 from .._progress import progress
 from ..errors import ParameterError
-from .inputs import check_out, parse_timestamp, resolve_inputs
-from .jobs import ANALYSIS_SCHEMA, analyze_partition, to_tables
-from .jobs import file_key as _key
-from .spark import list_audio, read_bytes, spark_session
-from .store import BatchStore
+from .inputs import AUDIO_GLOB, check_out, resolve_inputs
+from .jobs import ANALYZED_SCHEMA, analyze_arrow, table_arrow, table_ddl
+from .spark import ship_to_cluster, spark_session
+from .store import TABLES, BatchStore, new_batch_id
 
-__all__ = ["run_batch", "BatchResult"]
+__all__ = ["run_batch", "BatchResult", "write_batch", "key_column", "done_frame", "DEFAULT_FILES_PER_PART"]
+
+#: Inputs per batch (one Spark plan, one publish) when ``files_per_part`` is not given.
+DEFAULT_FILES_PER_PART = 10_000
+#: Files per Spark task when ``partitions`` is not given.
+FILES_PER_TASK = 32
 
 
 @dataclass
@@ -51,34 +56,97 @@ class BatchResult:
         return {**asdict(self), "audio_hours_per_minute": round(self.audio_hours_per_minute, 4)}
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def key_column(column: str = "path"):
+    """Spark column: the name a file goes by in the tables (the rule of :func:`emovox.batch.jobs.file_key`)."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(F.col(column), "^file:(//)?", "")
 
 
-def _run_part(spark, files: list[str], *, read: str, partitions: int, fn) -> object:
-    """One Spark job: the analysis rows (pandas) of ``files``; every file gets exactly one row."""
-    import pandas as pd
+def done_frame(spark, store: BatchStore):
+    """DataFrame ``file`` of the inputs already in ``files`` or ``errors`` (None when there are none)."""
+    frames = [spark.read.schema("file string").parquet(store.url(t)).select("file")
+              for t in ("files", "errors") if store.has_rows(t)]
+    if not frames:
+        return None
+    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
 
-    slices = max(1, min(partitions, len(files)))
-    if read == "bytes":
-        try:
-            df = read_bytes(spark, files).repartition(slices)
-        except Exception as exc:  # e.g. a manifest path that does not exist: fall back to one by one
-            if len(files) == 1:
-                return pd.DataFrame([{"file": files[0], "ok": False, "error": f"{files[0]}: {str(exc).splitlines()[0][:200]}",
-                                      "result": "", "seconds": 0.0}])
-            return pd.concat([_run_part(spark, [f], read=read, partitions=1, fn=fn) for f in files], ignore_index=True)
-    else:
-        rdd = spark.sparkContext.parallelize([(f,) for f in files], slices)
-        df = spark.createDataFrame(rdd, "file string")
-    pdf = df.mapInPandas(fn, ANALYSIS_SCHEMA).toPandas()
-    pdf["file"] = [_key(f) for f in pdf["file"]]
-    missing = sorted(set(map(_key, files)) - set(pdf["file"]))
-    if missing:  # never lose an input, whatever Spark did with it
-        pdf = pd.concat([pdf, pd.DataFrame([{"file": f, "ok": False, "error": f"{f}: no result from Spark (file missing?)",
-                                             "result": "", "seconds": 0.0} for f in missing])], ignore_index=True)
-    return pdf.drop_duplicates("file")
+
+def _glob_escape(path: str) -> str:
+    """A path Hadoop's glob takes literally (``call[1].wav`` is otherwise a character class)."""
+    return "".join("\\" + c if c in "[]{}*?\\" else c for c in path)
+
+
+def _pending(spark, inputs, store: BatchStore, *, read: str):
+    """(DataFrame of the pending inputs ``file, timestamp[, content][, error]``, input count, repartition?)."""
+    from pyspark.sql import functions as F
+
+    done = done_frame(spark, store)
+    if inputs.uri is not None:  # Spark lists (and in bytes mode reads) on the executors
+        scan = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+                .option("pathGlobFilter", AUDIO_GLOB).load(inputs.uri))
+        cols = [key_column().alias("file"), F.lit(None).cast("string").alias("timestamp")]
+        df = scan.select(*cols, *(["content"] if read == "bytes" else []))
+        total = scan.select("path").count()
+        if done is not None:  # broadcast the done names: the bytes are never shuffled
+            df = df.join(F.broadcast(done), "file", "left_anti")
+        return df, total, read != "bytes"
+    listed = spark.createDataFrame(inputs.files, "file string, timestamp string")
+    if read != "bytes":
+        df = listed if done is None else listed.join(done, "file", "left_anti")
+        return df, len(inputs.files), True
+    # bytes of a list of files: Spark reads those that exist; the missing ones become error rows
+    # (one missing file fails only itself, issue 13 item 5)
+    present = [f for f, _ in inputs.files if not _is_local(f) or os.path.isfile(f)]
+    gone = [(f, t, f"{f}: no such file") for f, t in inputs.files if _is_local(f) and not os.path.isfile(f)]
+    frames = []
+    if present:
+        scan = spark.read.format("binaryFile").load([_glob_escape(f) for f in present])
+        frames.append(scan.select(key_column().alias("file"), "content")
+                      .join(F.broadcast(listed), "file")
+                      .select("file", "timestamp", "content", F.lit(None).cast("string").alias("error")))
+    if gone:
+        frames.append(spark.createDataFrame(gone, "file string, timestamp string, error string")
+                      .select("file", "timestamp", F.lit(None).cast("binary").alias("content"), "error"))
+    df = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    if done is not None:
+        df = df.join(F.broadcast(done), "file", "left_anti")
+    return df, len(inputs.files), False
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path and not path.startswith("file:")
+
+
+def write_batch(spark, df, store: BatchStore, *, batch_id: str, labels: list[str], channel_names: tuple[str, ...],
+                analyze, tasks: int | None = None) -> dict:
+    """Analyse ``df`` (pending inputs) and have the executors write and the driver publish one batch.
+
+    Returns the counters ``{"ok", "errors", "audio_seconds"}`` (computed by Spark, not from rows).
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    if tasks:
+        df = df.repartition(tasks)
+    analysed = df.mapInArrow(analyze, ANALYZED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # one job analyses every input at full parallelism and leaves the rows on the executors
+        row = analysed.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("ok").cast("int")).alias("ok"),
+                           F.sum(F.get_json_object("result", "$.duration").cast("double")).alias("audio")).first()
+        n, ok, audio = int(row["n"]), int(row["ok"] or 0), float(row["audio"] or 0.0)
+        if n == 0:
+            return {"ok": 0, "errors": 0, "audio_seconds": 0.0}
+        files_out = max(1, math.ceil(n / 5000))  # Parquet files per table and date: few, not one per task
+        for table in TABLES:
+            fn = partial(table_arrow, table=table, labels=labels, channel_names=channel_names, batch_id=batch_id)
+            rows = analysed.mapInArrow(fn, table_ddl(table, labels=labels, channel_names=channel_names))
+            rows.coalesce(files_out).write.mode("append").partitionBy("date").parquet(store.stage(batch_id, table))
+        stats = {"ok": ok, "errors": n - ok, "audio_seconds": audio}
+        store.publish(batch_id, stats=stats)
+        return stats
+    finally:
+        analysed.unpersist()
 
 
 def run_batch(
@@ -92,7 +160,7 @@ def run_batch(
     int8: bool = False,
     files_per_part: int | None = None,
     read: Literal["auto", "path", "bytes"] = "auto",
-    in_flight: int = 2,
+    ship: bool = False,
     spark=None,
     show_progress: bool = True,
 ) -> BatchResult:
@@ -104,15 +172,18 @@ def run_batch(
     out : output folder (local path or URI); see :mod:`emovox.batch.store` for its layout
     master : Spark master (default ``local[*]``; ignored when a session is active)
     partitions : int, optional
-        Tasks per part (default: Spark's default parallelism, i.e. the cores).
+        Spark tasks per batch (default: one per 32 inputs, at least two per core).
     channels : {"mix", "split"}
     model : model directory (default: the shipped model)
     files_per_part : int, optional
-        Files committed together (default ``max(32, 8 * partitions)``); a crash loses at most the
-        parts in flight.
+        Inputs per batch, i.e. per Spark plan and publish (default 10 000); a crash loses at most
+        the batch in flight.
     read : {"auto", "path", "bytes"}
         ``"bytes"`` reads through Spark's ``binaryFile`` source (default for URIs), ``"path"``
         lets each task open local paths (default for local inputs; flat memory on long files).
+    ship : bool
+        Ship emovox (``--py-files``) and the model (``spark.archives``) to the executors, for a
+        cluster whose Python has the dependencies but not emovox (see :func:`ship_to_cluster`).
 
     Returns
     -------
@@ -132,66 +203,44 @@ def run_batch(
     inputs = resolve_inputs(source)
     model_dir = os.fspath(model) if model is not None else None
     predictor = Predictor.load(model_dir, int8=int8)  # a bad model fails here, before Spark starts
-    card = predictor.card
     labels = list(predictor.labels)
     store = BatchStore(out)
-    done = store.open({"model": f"{card.name} v{card.version} {str((card.raw.get('sha256') or {}).get('model.onnx', ''))[:12]}",
-                       "channels": channels, "labels": labels, "int8": int8})
+    store.open(settings(predictor, channels=channels, int8=int8))
     t0 = time.perf_counter()
     spark = spark or spark_session(master)
     startup = time.perf_counter() - t0
-    if inputs.uri is not None:
-        listed = list_audio(spark, inputs.uri)
-        files = [(p, parse_timestamp(p)) for p in listed]
-        read = "bytes" if read == "auto" else read
-    else:
-        files = inputs.files
-        read = "path" if read == "auto" else read
-    if not files:
-        raise ParameterError(f"{source}: no audio files found")
-    stamps = dict(files)
-    todo = [f for f, _ in files if _key(f) not in done]
-    n_parts = partitions or spark.sparkContext.defaultParallelism
-    size = files_per_part or max(32, 8 * n_parts)
-    fn = partial(analyze_partition, model_dir=model_dir, int8=int8, channels=channels)
-    result = BatchResult(out, len(files), len(files) - len(todo), 0, 0, 0, 0.0, 0.0, startup)
+    read = ("bytes" if inputs.uri is not None else "path") if read == "auto" else read
+    exec_model = ship_to_cluster(spark, model_dir) if ship else model_dir
     t1 = time.perf_counter()
-    chunks = list(_chunks(todo, size))
-    bar = progress(_pipeline(spark, chunks, in_flight=in_flight, read=read, partitions=n_parts, fn=fn),
-                   total=len(chunks), desc="parts", enabled=None if show_progress else False)
-    for pdf in bar:
-        pdf["timestamp"] = [stamps.get(f) or stamps.get("file:" + f) or parse_timestamp(f) for f in pdf["file"]]
-        tables = to_tables(pdf, labels=labels, channel_names=DEFAULT_CHANNEL_NAMES if channels == "split" else ())
-        store.commit(tables)
+    todo, total, reshuffle = _pending(spark, inputs, store, read=read)
+    pending = todo.count()
+    result = BatchResult(out, total, total - pending, 0, 0, 0, 0.0, 0.0, startup)
+    if total == 0:
+        raise ParameterError(f"{source}: no audio files found")
+    size = files_per_part or DEFAULT_FILES_PER_PART
+    rounds = max(1, math.ceil(pending / size)) if pending else 0
+    parallelism = spark.sparkContext.defaultParallelism
+    analyze = partial(analyze_arrow, model_dir=exec_model, int8=int8, channels=channels)
+    names = DEFAULT_CHANNEL_NAMES if channels == "split" else ()
+    from pyspark.sql import functions as F
+
+    for r in progress(range(rounds), total=rounds, desc="batches", enabled=None if show_progress else False):
+        part = todo if rounds == 1 else todo.where(F.pmod(F.xxhash64("file"), F.lit(rounds)) == r)
+        n = math.ceil(pending / rounds)
+        tasks = (partitions or max(2 * parallelism, math.ceil(n / FILES_PER_TASK))) if reshuffle else None
+        stats = write_batch(spark, part, store, batch_id=new_batch_id(), labels=labels, channel_names=names,
+                            analyze=analyze, tasks=min(tasks, max(1, n)) if tasks else None)
         result.parts += 1
-        result.ok += tables["files"].num_rows
-        result.errors += tables["errors"].num_rows
-        result.audio_seconds += sum(tables["files"].column("duration").to_pylist())
+        result.ok += stats["ok"]
+        result.errors += stats["errors"]
+        result.audio_seconds += stats["audio_seconds"]
     result.seconds = time.perf_counter() - t1
     return result
 
 
-def _pipeline(spark, chunks: list[list[str]], *, in_flight: int, read: str, partitions: int, fn) -> Iterator:
-    """Run the parts' Spark jobs with ``in_flight`` of them at once; yield results in completion order."""
-    if not chunks:
-        return
-    todo = iter(chunks)
-    with ThreadPoolExecutor(max_workers=max(1, in_flight)) as pool:
-        pending = {pool.submit(_run_part, spark, c, read=read, partitions=partitions, fn=fn)
-                   for c in (next(todo) for _ in range(min(in_flight, len(chunks))))}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(_run_part, spark, nxt, read=read, partitions=partitions, fn=fn))
-                    yield fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            try:
-                spark.sparkContext.cancelAllJobs()
-            except Exception:  # the JVM may already be gone
-                print("emovox: could not cancel the running Spark jobs", file=sys.stderr)
-            raise
+def settings(predictor, *, channels: str, int8: bool) -> dict:
+    """What ``_batch.json`` records (a run with another model or ``channels`` may not resume it)."""
+    card = predictor.card
+    sha = str((card.raw.get("sha256") or {}).get("model.onnx", ""))[:12]
+    return {"model": f"{card.name} v{card.version} {sha}", "channels": channels, "labels": list(predictor.labels),
+            "int8": int8}

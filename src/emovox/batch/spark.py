@@ -1,9 +1,20 @@
-"""The Spark session of emovox jobs, and listing audio on a Hadoop filesystem.
+"""The Spark session of emovox jobs, listing audio on a Hadoop filesystem, and shipping emovox
+and the model to a cluster's executors.
 
 pyspark is imported only here, inside functions (``pip install 'emovox[spark]'``). The Python
 that runs the driver also runs the local workers (``PYSPARK_PYTHON`` defaults to
-``sys.executable``); on a cluster, set ``PYSPARK_PYTHON`` to the executors' Python that has
-emovox installed (or ship it with ``--py-files``/a packed environment).
+``sys.executable``). On a cluster the executors need emovox, its dependencies and the model,
+in one of three ways:
+
+1. *an installed environment*: the same Python with ``emovox[spark]`` installed on every node
+   (``PYSPARK_PYTHON=/opt/emovox/bin/python``); the model must be at the same path everywhere;
+2. *shipped code* (``emovox batch --ship``, :func:`ship_to_cluster`): the executors' Python has
+   the dependencies (numpy, scipy, soundfile, onnxruntime, pyarrow) but not emovox; the driver
+   zips the emovox package (``--py-files``) and the model directory (``spark.archives``,
+   unpacked on each executor as ``emovox-model``);
+3. *a packed environment*: ``venv-pack -o env.tar.gz`` of a venv with ``emovox[spark]``, then
+   ``--conf spark.archives=env.tar.gz#env`` and ``PYSPARK_PYTHON=./env/bin/python``, plus
+   ``--ship`` for the model.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from pathlib import Path
 from .._lazy import require
 from .inputs import AUDIO_GLOB
 
-__all__ = ["spark_session", "list_audio", "DEFAULT_MASTER"]
+__all__ = ["spark_session", "list_audio", "ship_to_cluster", "DEFAULT_MASTER"]
 
 DEFAULT_MASTER = "local[*]"
 
@@ -31,6 +42,8 @@ _CONF = {
     "spark.executorEnv.OMP_NUM_THREADS": "1",
     "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
     "spark.executorEnv.MKL_NUM_THREADS": "1",
+    # the batch tables are partitioned by a date column; keep it a string in every reader
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
 
 
@@ -109,3 +122,41 @@ def read_bytes(spark, paths: list[str]):
     from pyspark.sql import functions as F
 
     return spark.read.format("binaryFile").load(paths).select(F.col("path").alias("file"), "content")
+
+
+def _zip_dir(src: Path, dest: Path, *, prefix: str = "") -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(src.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                zf.write(path, prefix + path.relative_to(src).as_posix())
+    return dest
+
+
+def ship_to_cluster(spark, model_dir: str | os.PathLike | None = None) -> str:
+    """Ship the installed emovox package and the model to the executors of ``spark``.
+
+    emovox goes as a zip on the executors' ``sys.path`` (what ``spark-submit --py-files`` does),
+    the model directory as an archive unpacked next to each executor (``spark.archives
+    model.zip#emovox-model``).
+
+    Returns
+    -------
+    str
+        The ``model_dir`` the executors' jobs must use (:data:`emovox.batch.jobs.SHIPPED_MODEL`).
+    """
+    import emovox
+
+    from ..inference.model import default_model_dir
+    from .jobs import SHIPPED_MODEL
+
+    work = Path(tempfile.mkdtemp(prefix="emovox-ship-"))
+    package = Path(emovox.__file__).resolve().parent
+    code = _zip_dir(package, work / f"emovox-{emovox.__version__}.zip", prefix="emovox/")
+    model = Path(model_dir) if model_dir is not None else default_model_dir()
+    archive = _zip_dir(model.resolve(), work / "emovox-model.zip")
+    sc = spark.sparkContext
+    sc.addPyFile(str(code))
+    sc.addArchive(f"{archive}#{SHIPPED_MODEL.split(':', 1)[1]}")
+    return SHIPPED_MODEL
