@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import MissingDependencyError, ParameterError
+from ..errors import ParameterError
 from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run", "format_table", "update_docs_section"]
@@ -107,11 +107,12 @@ def update_docs_section(path: str | Path, name: str, body: str) -> None:
 
 
 def _run_speed(args: argparse.Namespace) -> None:
-    try:
-        from ..inference.bench import speed_benchmark
-    except ImportError as exc:
-        raise MissingDependencyError(f"the inference speed benchmark is not available ({exc})") from None
-    speed_benchmark(write=not args.no_write)
+    from ..evaluation.speed import speed_benchmark
+
+    _, body = speed_benchmark()
+    print(body)
+    if not args.no_write:
+        update_docs_section(args.docs, "speed", body)
 
 
 def _run_diarization(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from ..inference.demo import write_demo_call
+    from ..evaluation.demo import write_demo_call
 
     path = write_demo_call(args.out, use_shipped=True if args.shipped else None)
     info = sf.info(str(path))

@@ -36,7 +36,7 @@ def get_predictor(model_dir: str | None) -> Predictor:
 @st.cache_data(show_spinner=False, max_entries=4)
 def demo_call() -> tuple[bytes, str]:
     """The demo call: the shipped copy, else synthesised with espeak-ng."""
-    from emovox.inference.demo import shipped_demo_path, write_demo_call
+    from emovox.evaluation.demo import shipped_demo_path, write_demo_call
 
     path = shipped_demo_path()
     if path.is_file():

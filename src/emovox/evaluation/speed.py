@@ -1,4 +1,4 @@
-"""Speed benchmark of the inference path (``emovox benchmark --speed`` calls :func:`run_speed_benchmark`).
+"""Speed benchmark of the inference path (``emovox benchmark --speed`` calls :func:`speed_benchmark`).
 
 On ``hours`` of synthetic speech (espeak-ng utterances with pauses, tiled) it times each stage
 of :func:`~emovox.inference.analyze` separately -- decode (FLAC and MP3), VAD, log-mel, model --
@@ -20,14 +20,14 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import SAMPLE_RATE, stream
-from ..errors import MissingDependencyError
-from .analysis import analyze
+from ..errors import EmovoxError, MissingDependencyError
+from ..inference.analysis import analyze
+from ..inference.predictor import Predictor, single_thread_blas
+from ..inference.segmentation import SegmentConfig, Segmenter, split_turn
+from ..inference.vad import FRAME_SAMPLES, FrameVAD
 from .demo import SCRIPT, make_demo_call
-from .predictor import Predictor, single_thread_blas
-from .segmentation import SegmentConfig, Segmenter, split_turn
-from .vad import FRAME_SAMPLES, FrameVAD
 
-__all__ = ["run_speed_benchmark", "speed_benchmark", "format_speed_report", "synthetic_speech", "write_speed_section"]
+__all__ = ["run_speed_benchmark", "speed_benchmark", "format_speed_report", "synthetic_speech"]
 
 
 def synthetic_speech(seconds: float) -> np.ndarray:
@@ -95,7 +95,9 @@ def _child(code: str, env: dict) -> tuple[float, float, float]:
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed: {proc.stderr.strip()[-300:]}")
+        tail = " ".join(proc.stderr.strip().splitlines()[-3:])[-300:]
+        raise EmovoxError(f"speed benchmark: a child process exited with {proc.returncode} ({tail}); "
+                          f"run it alone to see the whole error: {sys.executable} -c {code!r}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak = [ln.split()[1] for ln in proc.stderr.splitlines() if ln.startswith("VmHWM")]
     return wall, cpu, float(peak[-1]) / 1024.0 if peak else float("nan")
@@ -187,37 +189,13 @@ def format_speed_report(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _docs_benchmarks() -> Path:
-    return Path(__file__).resolve().parents[3] / "docs" / "benchmarks.md"
+def speed_benchmark(*, model_dir: str | os.PathLike | None = None, hours: float = 1.0,
+                    threads: int = 2) -> tuple[dict, str]:
+    """What ``emovox benchmark --speed`` runs: the figures and their Markdown section body.
 
-
-def write_speed_section(text: str, path: str | os.PathLike | None = None) -> Path:
-    """Replace the body of the ``speed`` section of docs/benchmarks.md (keeps its heading)."""
-    path = Path(path) if path is not None else _docs_benchmarks()
-    doc = path.read_text(encoding="utf-8")
-    start, end = "<!-- section: speed -->", "<!-- /section: speed -->"
-    i, j = doc.find(start), doc.find(end)
-    if i < 0 or j < i:
-        raise MissingDependencyError(f"{path}: no speed section markers")
-    inner = doc[i + len(start) : j].strip("\n").splitlines()
-    heading = inner[0] if inner and inner[0].startswith("#") else "## Speed"
-    new = f"{start}\n{heading}\n\n{text.strip()}\n\n{end}"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(doc[:i] + new + doc[j + len(end) :], encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def speed_benchmark(*, write: bool = False, model_dir: str | os.PathLike | None = None,
-                    hours: float = 1.0, threads: int = 2) -> dict:
-    """What ``emovox benchmark --speed`` runs: measure, print the table, optionally record it.
-
-    With ``write=True`` the table replaces the speed section of docs/benchmarks.md.
+    The caller decides where the section goes (``emovox benchmark`` rewrites the ``speed``
+    section of its ``--docs`` file); nothing is written here.
     """
     res = run_speed_benchmark(model_dir=model_dir, hours=hours, threads=threads)
-    table = format_speed_report(res)
-    print(table)
-    if write:
-        cmd = "emovox benchmark --speed" if model_dir is None else f"speed_benchmark(model_dir={str(model_dir)!r})"
-        write_speed_section(f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')})\n\n{table}")
-    return res
+    cmd = "emovox benchmark --speed" if model_dir is None else f"speed_benchmark(model_dir={str(model_dir)!r})"
+    return res, f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')})\n\n{format_speed_report(res)}"
