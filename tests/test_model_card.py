@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 from emovox.models.train_default import main  # noqa: E402
 
-ASSETS = Path(__file__).resolve().parents[1] / "src" / "emovox" / "assets" / "model"
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "emovox" / "assets" / "model-tiny"
 
 
 def _result(n: int, ua: float) -> dict:

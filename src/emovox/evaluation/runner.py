@@ -172,12 +172,14 @@ class _Neural:
 def _save_whisper(model: Any, out: Path, recipe: dict, run: RunResult, summary: dict, training: dict) -> None:
     """Calibrate on the validation speakers, then export the model directory (int8 ONNX)."""
     from ..models._training import fit_temperature
-    from ..models.whisper_ser import export_model_dir
+    from ..models.whisper_ser import export_model_dir, save_checkpoint
 
     labels = list(model.classes_)
     log_p = np.log(np.array([[r[f"p_{lab}"] for lab in labels] for r in run.rows]) + 1e-6)
     y = np.array([labels.index(r["true"]) for r in run.rows])
     temperature, (ece_before, ece_after) = fit_temperature(log_p, y)
+    # the torch weights (plain tensors + JSON) beside the model directory, for re-export and distillation
+    save_checkpoint(model, out / "checkpoint" / "weights.pt", labels=labels, extra={"recipe": recipe["name"]})
     export_model_dir(model, out, labels=labels, name=recipe["name"], version=time.strftime("%Y.%m.%d"),
                      temperature=temperature, window_seconds=float(recipe["train"]["window_seconds"]),
                      metrics={"validation": summary, "ece_before": ece_before, "ece_after": ece_after},

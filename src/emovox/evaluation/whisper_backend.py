@@ -34,6 +34,7 @@ class WhisperBackend:
         from ..models.whisper_ser import SERConfig
 
         self.recipe, self.items, self.quick, self.threads, self.progress = recipe, items, quick, threads, progress
+        self.workdir = workdir
         params = dict(recipe["model"]["params"])
         unknown = set(params) - set(SERConfig.__dataclass_fields__) - {"n_classes"}
         if unknown:
@@ -73,6 +74,7 @@ class WhisperBackend:
                                 threads=self.threads, log=(lambda m: print(f"{name}: {m}", flush=True))
                                 if self.progress else None)
         model.history_ = history  # type: ignore[assignment]
+        model.fold_name_ = name  # type: ignore[assignment]
         model.classes_ = labels  # type: ignore[assignment]
         return model, {}
 
@@ -80,9 +82,36 @@ class WhisperBackend:
         from ..models.whisper_ser import predict_states
 
         z = predict_states(model, [self.clean[i] for i in idx])
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True), list(model.classes_)
+        if self.workdir is not None and getattr(model, "fold_name_", None) != "validation":
+            self._int8_check(model, idx, z)
+        return _softmax(z), list(model.classes_)
+
+    def _int8_check(self, model, idx: list[int], z_float: np.ndarray) -> None:
+        """UA of the int8 ONNX graph beside the float model's on the same test clips (a JSON line)."""
+        import json
+        import tempfile
+
+        from ..audio import load
+        from ..inference import Predictor
+        from ..models.whisper_ser import export_model_dir
+
+        with tempfile.TemporaryDirectory() as tmp:
+            export_model_dir(model, tmp, labels=model.classes_, name="check", version="0", temperature=1.0,
+                             window_seconds=float(self.recipe["train"]["window_seconds"]), metrics={}, training={})
+            pred = Predictor.load(tmp)
+            z_int8 = np.stack([pred.logits(pred.clip_windows(load(self.items[i].path))).mean(axis=0) for i in idx])
+        y = [model.classes_.index(self.items[i].label) for i in idx]
+        ua = {name: float(np.mean([np.mean(np.argmax(z, 1)[np.array(y) == k] == k) for k in sorted(set(y))]))
+              for name, z in (("float", z_float), ("int8_onnx", z_int8))}
+        assert self.workdir is not None
+        with open(Path(self.workdir) / "int8_check.jsonl", "a") as fh:
+            fh.write(json.dumps({"n": len(idx), **ua}) + "\n")
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
 
     def size(self, model) -> int:
         """Bytes of the weights as int8 (what the shipped ONNX's dense layers are quantised to)."""

