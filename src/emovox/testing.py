@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ._lazy import require
+from ._numeric import sha256_file
 from .features.logmel import LogMelConfig
-from .inference.model import sha256_file
 
 __all__ = ["TOY_LABELS", "make_toy_model", "Server", "free_port", "start_server", "running_server",
            "running_app", "rss_bytes"]

@@ -10,7 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["window_starts", "fit_length", "windows", "trim_silence"]
+__all__ = ["seconds_to_frames", "window_starts", "fit_length", "windows", "trim_silence"]
+
+
+def seconds_to_frames(seconds: float, *, sr: int = 16000, hop_length: int = 160) -> int:
+    """Log-mel frames of ``seconds`` of audio: ``1 + round(seconds * sr) // hop_length``.
+
+    The one formula, and the count :func:`emovox.features.logmel.logmel` gives for that many
+    samples (centred frames), so a window of ``seconds`` is a slice of a clip's log-mel.
+
+    Examples
+    --------
+    >>> seconds_to_frames(3.0), seconds_to_frames(2.999), seconds_to_frames(1.5) - 1
+    (301, 300, 150)
+    """
+    return 1 + int(round(seconds * sr)) // int(hop_length)
 
 
 def window_starts(n_frames: int, *, window: int, hop: int) -> list[int]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import softmax
 from ..features.windows import fit_length
 
 __all__ = ["TrainLoop", "stratified_holdout", "fit_temperature", "unweighted_recall", "softmax",
@@ -40,12 +41,6 @@ def load_tensors(path: str | os.PathLike) -> Any:
                *{type(np.dtype(t)) for t in ("f4", "f8", "i4", "i8", "u4", "u8", "b1", "U1")}]
     with torch.serialization.safe_globals(allowed):
         return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def unweighted_recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:

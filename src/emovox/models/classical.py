@@ -9,7 +9,6 @@ settings that memorise voices). A fitted pipeline is saved as a model directory 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._lazy import require
+from .._numeric import sha256_file
 from ..errors import ModelError, ParameterError
 
 __all__ = ["make_classical", "fit_classical", "save_classical", "load_classical", "classifier_for",
@@ -165,10 +165,6 @@ def _jsonable(v):
     return v
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _to_onnx(pipeline, n_features: int, path: Path) -> str | None:
     """Export the inference steps with skl2onnx; returns the reason on failure (never raises)."""
     try:
@@ -213,7 +209,7 @@ def save_classical(pipeline, model_dir: str | os.PathLike, *, recipe: dict, n_fe
         "features": {"set": recipe["features"]["set"], "dim": int(n_features)},
         "view": recipe["data"]["view"],
         "arch": recipe["model"]["arch"],
-        "sha256": {f: _sha256(out / f) for f in files},
+        "sha256": {f: sha256_file(out / f) for f in files},
         "onnx": {"input": "X", "output": "probabilities"} if not onnx_error else {"error": onnx_error},
         "metrics": metrics or {},
         "training": training or {},
@@ -241,7 +237,7 @@ def load_classical(model_dir: str | os.PathLike):
     if not path.is_file():
         raise ModelError(f"{path}: missing")
     expected = meta.get("sha256", {}).get("model.joblib")
-    if expected and _sha256(path) != expected:
+    if expected and sha256_file(path) != expected:
         raise ModelError(f"{path}: SHA-256 does not match model.json (corrupt or replaced file)")
     return joblib.load(path), meta
 

@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import (
 from .._lazy import require
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
-from ..features.windows import trim_silence, windows
+from ..features.windows import seconds_to_frames, trim_silence, windows
 from . import _training as T
 
 __all__ = ["NeuralClassifier"]
@@ -210,7 +210,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         return LogMelConfig()
 
     def _frames(self, seconds: float) -> int:
-        return int(round(seconds * self.frontend.sr / self.frontend.hop_length)) + 1
+        return seconds_to_frames(seconds, sr=self.frontend.sr, hop_length=self.frontend.hop_length)
 
     def _logmel(self, wave: np.ndarray) -> np.ndarray:
         return logmel(trim_silence(np.asarray(wave, dtype=np.float32)), config=self.frontend)

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._lazy import require
+from .._numeric import sha256_file
 from ..errors import MissingDependencyError, ModelError
 
 __all__ = ["export_onnx", "quantize_int8", "export_model_dir", "export_model", "sha256", "onnx_session",
@@ -38,12 +38,8 @@ OPSET = 17
 MAX_ABS_DIFF = 1e-3
 
 
-def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+#: The one file hash (:func:`emovox._numeric.sha256_file`), under the name this module exported.
+sha256 = sha256_file
 
 
 def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> Any:
@@ -299,6 +295,8 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
     ------
     ModelError, MissingDependencyError
     """
+    from ..features.windows import seconds_to_frames
+
     # A model directory is read by emovox.inference.model (the predict path's reader) -- the one
     # place its contract lives; imported here, not at the top, as models sit below inference.
     from ..inference.model import load_card
@@ -311,7 +309,8 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
     sha = dict(meta.get("sha256") or {})
     notes: list[str] = []
     checks: dict[str, dict] = {}
-    frames = int(meta.get("window_frames") or card.window_seconds * card.frontend.sr // card.frontend.hop_length + 1)
+    frames = int(meta.get("window_frames") or seconds_to_frames(card.window_seconds, sr=card.frontend.sr,
+                                                                 hop_length=card.frontend.hop_length))
     x = probe_inputs(card.frontend.n_mels, frames)
     weights = src / "weights.pt"
     torch_model = None
