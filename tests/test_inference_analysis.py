@@ -176,3 +176,10 @@ def test_analysis_and_streaming_build_the_one_segment_shape(predictor):
 def test_segment_config_errors_name_the_field_and_the_range(field, value, allowed):
     with pytest.raises(ParameterError, match=rf"SegmentConfig\.{field} must be {allowed} seconds, got {value}"):
         SegmentConfig(**{field: value})
+
+
+def test_analyze_rejects_soundfile_layout_with_the_fix(predictor):
+    stereo = np.stack([tone(220, 2.0), tone(330, 2.0)], axis=1)  # soundfile's (n, channels)
+    with pytest.raises(ParameterError, match=r"transpose soundfile's \(n, channels\)"):
+        analyze(stereo, predictor=predictor)
+    assert analyze(stereo.T, predictor=predictor, channels="split").channels == ["agent", "customer"]

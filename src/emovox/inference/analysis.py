@@ -118,6 +118,9 @@ def _blocks(source: AudioSource | np.ndarray, *, channels: Literal["mix", "split
         y = y[None, :] if y.ndim == 1 else y
         if y.ndim != 2:
             raise ParameterError(f"audio array must be (n,) or (channels, n), got shape {source.shape}")
+        if y.shape[0] >= y.shape[1]:  # more channels than samples: soundfile's (n, channels)
+            raise ParameterError(f"audio array of shape {source.shape} is ambiguous: pass (channels, n) or (n,); "
+                                 "transpose soundfile's (n, channels) with y.T, or read with emovox.audio.load")
         if channels == "mix":
             y = y.mean(axis=0, keepdims=True)
         step = max(FRAME_SAMPLES, int(block_seconds * SAMPLE_RATE))
