@@ -65,6 +65,8 @@ class DiarizationConfig:
         own voice by more than ``auto_gain[k - 2]`` (the last value repeats); chosen on the
         ``tune`` speakers of :mod:`emovox.evaluation.diarization`.
     max_auto : the most voices ``auto`` looks for.
+    centre : subtract the recording's mean embedding before clustering (what every window shares:
+        channel, room, corpus), leaving what tells the voices apart.
     max_cluster_windows : cluster at most this many windows; the rest join their nearest centroid.
     """
 
@@ -77,6 +79,7 @@ class DiarizationConfig:
     pad_seconds: float = 0.25
     auto_gain: tuple[float, ...] = (0.03, 0.0225)
     max_auto: int = 4
+    centre: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.hop_seconds <= self.window_seconds or self.min_window_seconds <= 0:
@@ -338,6 +341,8 @@ def diarize(y: np.ndarray, *, speakers: Speakers = "auto", encoder: SpeakerEncod
         return Diarization([], [], speakers, message="no speech found: no speakers to tell apart")
     encoder = encoder or SpeakerEncoder.load()
     emb = _normalise(encoder.embed_windows(y, windows))
+    if config.centre and len(emb) > 1:
+        emb = _normalise(emb - emb.mean(axis=0))
     cent, weak = _cluster(emb, speakers=speakers, config=config, rng=np.random.default_rng(seed))
     runs = _frame_labels(turns, windows, emb @ cent.T, config)
     order: dict[int, str] = {}
