@@ -3,7 +3,10 @@
 #   docker run --rm -p 8000:8000 emovox                  # http://localhost:8000/docs
 #   docker run --rm -p 8000:8000 -e EMOVOX_API_KEY=... emovox --workers 4
 # The web app image: docker build --build-arg EXTRAS=ui -t emovox-ui . (see docker-compose.yml)
-FROM python:3.11-slim
+# Without a registry: scripts/build_image.sh makes a local Debian base (debootstrap) and builds
+# with --build-arg BASE=localhost/emovox-base:bookworm (podman/buildah, --isolation chroot).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ARG EXTRAS=api
 ENV PYTHONDONTWRITEBYTECODE=1 \

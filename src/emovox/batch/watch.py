@@ -27,6 +27,9 @@ from .store import BatchStore
 
 __all__ = ["watch_folder"]
 
+#: The fixed schema of Spark's ``binaryFile`` source (a streaming source must be given one).
+BINARY_FILE_SCHEMA = "path string, modificationTime timestamp, length bigint, content binary"
+
 
 def _watcher_id(store: BatchStore, checkpoint: str) -> str:
     """A short id bound to the checkpoint (a new checkpoint starts new micro-batch ids)."""
@@ -90,7 +93,7 @@ def watch_folder(folder: str | os.PathLike, out: str | os.PathLike, *, master: s
         counts["ok"] += stats["ok"]
         counts["errors"] += stats["errors"]
 
-    reader = (spark.readStream.format("binaryFile").option("pathGlobFilter", AUDIO_GLOB)
+    reader = (spark.readStream.format("binaryFile").schema(BINARY_FILE_SCHEMA).option("pathGlobFilter", AUDIO_GLOB)
               .option("recursiveFileLookup", "true"))
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", int(max_files_per_trigger))
