@@ -328,6 +328,9 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
         sha["model.onnx"] = sha256(dst / "model.onnx")
     onnx_path = dst / "model.onnx" if (dst / "model.onnx").is_file() else card.onnx_path()
     reference = onnx_logits(onnx_path, x)
+    if int8 and str(meta.get("quantisation", "")).startswith("int8"):
+        notes.append("model.onnx is already int8 (model.json 'quantisation'); no model.int8.onnx written")
+        int8 = False
     if int8:
         quantize_int8(onnx_path, dst / "model.int8.onnx")
         sha["model.int8.onnx"] = sha256(dst / "model.int8.onnx")
