@@ -119,7 +119,9 @@ class ModelCard:
 
     def onnx_path(self, *, int8: bool = False) -> Path:
         """Path of ``model.onnx`` (or ``model.int8.onnx``), checked to exist."""
-        path = self.directory / ("model.int8.onnx" if int8 else "model.onnx")
+        # a model shipped as int8 only (the Whisper model) answers an int8 request with model.onnx
+        already_int8 = str(self.raw.get("quantisation", "")).startswith("int8")
+        path = self.directory / ("model.int8.onnx" if int8 and not already_int8 else "model.onnx")
         if not path.is_file():
             hint = " (export one with: emovox export --model DIR --onnx --int8)" if int8 else ""
             raise ModelError(f"{path}: model file not found{hint}")
