@@ -6,13 +6,13 @@ swapped model fails loudly (:class:`~emovox.errors.ModelError`) instead of predi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._numeric import sha256_file
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig
 from ..features.whisper.frontend import WhisperFrontendConfig
@@ -65,15 +65,6 @@ def default_model_dir() -> Path:
 
 def _is_shipped(directory: Path) -> bool:
     return any(directory.resolve() == (_ASSETS / sub).resolve() for sub in SHIPPED_MODELS.values())
-
-
-def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
