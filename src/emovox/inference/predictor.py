@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._numeric import softmax
 from .._threads import limit_blas_threads
 from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
 from ..features.whisper.frontend import whisper_logmel
-from ..features.windows import fit_length, trim_silence, windows
+from ..features.windows import fit_length, seconds_to_frames, trim_silence, windows
 from .model import ModelCard, load_card
 from .vad import FRAME_SECONDS, is_steady, speech_mask
 
@@ -61,12 +62,6 @@ def single_thread_blas() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 class Predictor:
     """An ONNX model directory ready to predict; build it with :meth:`load`.
 
@@ -105,8 +100,11 @@ class Predictor:
         fe = card.frontend
         self.window_samples = int(round(card.window_seconds * SAMPLE_RATE))
         self.hop_samples = int(round(card.hop_seconds * SAMPLE_RATE))
-        self.window_frames = int(card.raw.get("window_frames") or self.window_samples // fe.hop_length + 1)
-        self.hop_frames = int(card.raw.get("hop_frames") or self.hop_samples // fe.hop_length)
+        self.window_frames = int(card.raw.get("window_frames")
+                                 or seconds_to_frames(card.window_seconds, sr=fe.sr, hop_length=fe.hop_length))
+        # hop in frames = frames of the hop's samples minus the centred frame
+        self.hop_frames = int(card.raw.get("hop_frames")
+                              or seconds_to_frames(card.hop_seconds, sr=fe.sr, hop_length=fe.hop_length) - 1)
         # Chunked models (the Whisper encoder) see each chunk whole, through its own frontend.
         self.chunked = card.windowing == "chunks"
         #: Shortest chunk given to a chunked model: shorter audio is padded with silence.
@@ -228,7 +226,7 @@ class Predictor:
     def decide(self, mean_logits: np.ndarray, index: np.ndarray | None = None) -> Prediction:
         """A :class:`Prediction` from averaged logits ``[n_classes]`` (over ``index`` labels)."""
         idx = np.arange(len(self.labels)) if index is None else index
-        p = _softmax(mean_logits[idx] / self.card.temperature)
+        p = softmax(mean_logits[idx] / self.card.temperature)
         order = np.argsort(-p)
         conf = float(p[order[0]])
         margin = conf - float(p[order[1]]) if len(p) > 1 else conf
