@@ -216,7 +216,14 @@ def analyze(
         if channels != "mix":
             raise ParameterError("speakers needs channels='mix': a split call already has one speaker per channel")
         with single_thread_blas():
-            return analyze_speakers(source, predictor=predictor, speakers=speakers, smoothing=smoothing, vad=vad,
+            count: int | Literal["auto"]
+            if speakers == "auto":
+                count = "auto"
+            elif isinstance(speakers, int):
+                count = speakers
+            else:
+                raise ParameterError(f"speakers must be a count or 'auto', got {speakers!r}")
+            return analyze_speakers(source, predictor=predictor, speakers=count, smoothing=smoothing, vad=vad,
                                     aggressiveness=aggressiveness, segment_config=segment_config,
                                     hop_seconds=hop_seconds, name=name)
     with single_thread_blas():
