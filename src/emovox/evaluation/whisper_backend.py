@@ -104,6 +104,7 @@ class WhisperBackend:
         ua = {name: float(np.mean([np.mean(np.argmax(z, 1)[np.array(y) == k] == k) for k in sorted(set(y))]))
               for name, z in (("float", z_float), ("int8_onnx", z_int8))}
         assert self.workdir is not None
+        Path(self.workdir).mkdir(parents=True, exist_ok=True)
         with open(Path(self.workdir) / "int8_check.jsonl", "a") as fh:
             fh.write(json.dumps({"n": len(idx), **ua}) + "\n")
 
