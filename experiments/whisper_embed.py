@@ -1,6 +1,12 @@
 """Experiment (issue #12): fill the frozen-Whisper caches for the four corpora in one encoder pass.
 
-    python experiments/whisper_embed.py --encoder base --frames-layer 2    # ~30 min on 2 cores; resumable
+    python experiments/whisper_embed.py --encoder base --frames-layer 2 --shard 0/2 &   # two processes of
+    python experiments/whisper_embed.py --encoder base --frames-layer 2 --shard 1/2     # one thread: ~9 min
+    python experiments/whisper_embed.py --encoder base --frames-layer 2 --augment 1     # an augmented copy
+
+With ``--augment SEED`` each clip first goes through the product's training augmentation
+(recipes/whisper_ser.toml's ``[augment]``: noise, speed, reverb, telephone), only the frames are
+kept, under ``runs/frames/<encoder>-l<k>-aug<SEED>/`` named by the clean clip's digest.
 
 Per clip: every layer's mean/std statistics (emovox.features.whisper.embeddings' cache, read by
 the feature sets ``whisper_<encoder>_l<k>``), and optionally one layer's frame-level hidden
@@ -20,6 +26,15 @@ import torch
 from emovox.audio import load
 from emovox.corpora import load_all
 from emovox.features.whisper.embeddings import embedding_cache_dir, layer_states, layer_stats
+from emovox.features.whisper.encoder import WhisperEncoder
+from emovox.features.whisper.frontend import whisper_logmel
+from emovox.models.augment import Augmenter
+
+AUGMENT = {"noise": {"p": 0.4, "snr_db": [5, 30], "colors": ["white", "pink", "brown"]},
+           "speed": {"p": 0.3, "factor": [0.9, 1.1]},
+           "reverb": {"p": 0.3, "rt60": [0.2, 0.8], "wet": [0.2, 0.6]},
+           "telephone": {"p": 0.3},
+           "gain": {"p": 0.3, "db": [-12, 12]}}
 
 
 def main() -> None:
@@ -29,12 +44,16 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shard", default="0/1", help="r/n: this process takes items i with i %% n == r")
+    ap.add_argument("--augment", type=int, default=None, help="seed of an augmented copy (frames only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     r, n = (int(v) for v in args.shard.split("/"))
     items = [it for c in load_all(args.data).values() for it in c.items][r::n]
     frames_dir = Path("runs/frames") / f"{args.encoder}-l{args.frames_layer}"
     t0 = time.time()
+    if args.augment is not None:
+        augment(items, args, frames_dir.with_name(f"{frames_dir.name}-aug{args.augment}"), r, t0)
+        return
     for i, it in enumerate(items):
         y = np.ascontiguousarray(load(it.path), dtype=np.float32)
         digest = hashlib.sha1(y.tobytes()).hexdigest()
@@ -49,6 +68,29 @@ def main() -> None:
                 tmp = fpath.with_suffix(".tmp.npy")
                 np.save(tmp, states[args.frames_layer].astype(np.float16))
                 tmp.replace(fpath)
+        if i % 500 == 0:
+            print(f"{i}/{len(items)} {time.time() - t0:.0f}s", flush=True)
+    print(f"done {len(items)} clips in {time.time() - t0:.0f}s", flush=True)
+
+
+def augment(items: list, args: argparse.Namespace, out_dir: Path, shard: int, t0: float) -> None:
+    """Frozen-part frames of one augmented copy of each clip (stem + ``frames_layer`` blocks)."""
+    enc = WhisperEncoder.pretrained(args.encoder, args.frames_layer).eval()
+    aug = Augmenter(AUGMENT)
+    rng = np.random.default_rng([args.augment, shard])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, it in enumerate(items):
+        y = np.ascontiguousarray(load(it.path), dtype=np.float32)
+        digest = hashlib.sha1(y.tobytes()).hexdigest()
+        path = out_dir / f"{digest}.npy"
+        if not path.is_file():
+            z = aug.apply(y, rng)[: 30 * 16000]
+            z = np.pad(z, (0, max(0, 400 - len(z)))).astype(np.float32)
+            with torch.inference_mode():
+                h = enc(torch.from_numpy(whisper_logmel(z)[None]))[0].numpy()
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, h.astype(np.float16))
+            tmp.replace(path)
         if i % 500 == 0:
             print(f"{i}/{len(items)} {time.time() - t0:.0f}s", flush=True)
     print(f"done {len(items)} clips in {time.time() - t0:.0f}s", flush=True)
