@@ -5,8 +5,8 @@
     python experiments/whisper_embed.py --encoder base --frames-layer 2 --augment 1     # an augmented copy
 
 With ``--augment SEED`` each clip first goes through the product's training augmentation
-(recipes/whisper_ser.toml's ``[augment]``: noise, speed, reverb, telephone), only the frames are
-kept, under ``runs/frames/<encoder>-l<k>-aug<SEED>/`` named by the clean clip's digest.
+(recipes/whisper_ser.toml's ``[augment]``: noise, speed, reverb, telephone, gain); only the frames
+are kept, in the cache of ``emovox.features.whisper.frames`` (``$EMOVOX_CACHE/whisper-frames/``).
 
 Per clip: every layer's mean/std statistics (emovox.features.whisper.embeddings' cache, read by
 the feature sets ``whisper_<encoder>_l<k>``), and optionally one layer's frame-level hidden
@@ -26,15 +26,7 @@ import torch
 from emovox.audio import load
 from emovox.corpora import load_all
 from emovox.features.whisper.embeddings import embedding_cache_dir, layer_states, layer_stats
-from emovox.features.whisper.encoder import WhisperEncoder
-from emovox.features.whisper.frontend import whisper_logmel
-from emovox.models.augment import Augmenter
-
-AUGMENT = {"noise": {"p": 0.4, "snr_db": [5, 30], "colors": ["white", "pink", "brown"]},
-           "speed": {"p": 0.3, "factor": [0.9, 1.1]},
-           "reverb": {"p": 0.3, "rt60": [0.2, 0.8], "wet": [0.2, 0.6]},
-           "telephone": {"p": 0.3},
-           "gain": {"p": 0.3, "db": [-12, 12]}}
+from emovox.features.whisper.frames import frames_cache_dir, frozen_frames
 
 
 def main() -> None:
@@ -49,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     r, n = (int(v) for v in args.shard.split("/"))
     items = [it for c in load_all(args.data).values() for it in c.items][r::n]
-    frames_dir = Path("runs/frames") / f"{args.encoder}-l{args.frames_layer}"
+    frames_dir = frames_cache_dir(args.encoder, int(args.frames_layer or 2))
     t0 = time.time()
     if args.augment is not None:
         augment(items, args, frames_dir.with_name(f"{frames_dir.name}-aug{args.augment}"), r, t0)
@@ -74,26 +66,18 @@ def main() -> None:
 
 
 def augment(items: list, args: argparse.Namespace, out_dir: Path, shard: int, t0: float) -> None:
-    """Frozen-part frames of one augmented copy of each clip (stem + ``frames_layer`` blocks)."""
-    enc = WhisperEncoder.pretrained(args.encoder, args.frames_layer).eval()
-    aug = Augmenter(AUGMENT)
-    rng = np.random.default_rng([args.augment, shard])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for i, it in enumerate(items):
-        y = np.ascontiguousarray(load(it.path), dtype=np.float32)
-        digest = hashlib.sha1(y.tobytes()).hexdigest()
-        path = out_dir / f"{digest}.npy"
-        if not path.is_file():
-            z = aug.apply(y, rng)[: 30 * 16000]
-            z = np.pad(z, (0, max(0, 400 - len(z)))).astype(np.float32)
-            with torch.inference_mode():
-                h = enc(torch.from_numpy(whisper_logmel(z)[None]))[0].numpy()
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, h.astype(np.float16))
-            tmp.replace(path)
-        if i % 500 == 0:
-            print(f"{i}/{len(items)} {time.time() - t0:.0f}s", flush=True)
-    print(f"done {len(items)} clips in {time.time() - t0:.0f}s", flush=True)
+    """One augmented copy of each clip through the frozen part, into the cache the recipes read.
+
+    ``emovox.features.whisper.frames.frozen_frames`` draws each clip's copy from a generator seeded
+    by (copy seed, clip digest), so this pass and a training run that builds the copy itself agree.
+    """
+    from emovox.evaluation.recipe import load_recipe
+
+    recipe = load_recipe("whisper_ser")
+    for s in range(0, len(items), 500):
+        frozen_frames([it.path for it in items[s : s + 500]], encoder=args.encoder, layer=args.frames_layer,
+                      augment=recipe["augment"], seed=args.augment)
+        print(f"{min(s + 500, len(items))}/{len(items)} {time.time() - t0:.0f}s", flush=True)
 
 
 if __name__ == "__main__":
