@@ -109,14 +109,15 @@ class WhisperBackend:
             fh.write(json.dumps({"n": len(idx), **ua}) + "\n")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
-
     def size(self, model) -> int:
         """Bytes of the weights as int8 (what the shipped ONNX's dense layers are quantised to)."""
         return int(sum(p.numel() for p in model.parameters()))
 
     def feature_ms(self, idx: list[int]) -> float:
         return 0.0  # the frontend and the frozen part run inside the model at inference
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
