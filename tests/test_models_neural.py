@@ -69,7 +69,7 @@ def test_save_onnx_matches_torch(fitted, data, tmp_path):
     fitted.save(tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["labels"] == list(fitted.classes_)
-    assert set(meta["sha256"]) == {"model.onnx", "model.int8.onnx"}
+    assert set(meta["sha256"]) == {"model.onnx", "model.int8.onnx", "weights.pt"}
     x = fitted._windows(data[0][0])
     with torch.no_grad():
         ref = fitted.model_(torch.from_numpy(x)).numpy()

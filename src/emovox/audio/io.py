@@ -289,7 +289,10 @@ def _decode(source: AudioSource, *, sr: int, allow_partial: bool = False) -> np.
         if declared is not None:
             expected = max(expected or 0.0, declared)
         if problem and shutil.which("ffmpeg"):  # libsndfile stopped: ffmpeg may decode more of it
-            with_ffmpeg = _ffmpeg_decode(source, sr=native, name=name)
+            try:
+                with_ffmpeg = _ffmpeg_decode(source, sr=native, name=name)
+            except AudioError:  # ffmpeg decodes nothing either: judge what libsndfile got
+                with_ffmpeg = (y[:, :0], None, problem)
             if with_ffmpeg[0].shape[-1] > y.shape[-1]:
                 y, problem = with_ffmpeg[0], with_ffmpeg[2]
         if y.shape[-1] == 0:

@@ -219,8 +219,10 @@ def analyze(
             count: int | Literal["auto"]
             if speakers == "auto":
                 count = "auto"
-            elif isinstance(speakers, int):
+            elif isinstance(speakers, int) and not isinstance(speakers, bool):
                 count = speakers
+            elif isinstance(speakers, str) and speakers.strip().isdigit():
+                count = int(speakers)
             else:
                 raise ParameterError(f"speakers must be a count or 'auto', got {speakers!r}")
             return analyze_speakers(source, predictor=predictor, speakers=count, smoothing=smoothing, vad=vad,
