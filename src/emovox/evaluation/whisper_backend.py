@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._numeric import softmax
 from ..corpora import Item
 from ..errors import ParameterError
 from .protocols import Fold
@@ -84,7 +85,7 @@ class WhisperBackend:
         z = predict_states(model, [self.clean[i] for i in idx])
         if self.workdir is not None and getattr(model, "fold_name_", None) != "validation":
             self._int8_check(model, idx, z)
-        return _softmax(z), list(model.classes_)
+        return softmax(z), list(model.classes_)
 
     def _int8_check(self, model, idx: list[int], z_float: np.ndarray) -> None:
         """UA of the int8 ONNX graph beside the float model's on the same test clips (a JSON line)."""
@@ -115,9 +116,3 @@ class WhisperBackend:
 
     def feature_ms(self, idx: list[int]) -> float:
         return 0.0  # the frontend and the frozen part run inside the model at inference
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)

@@ -19,15 +19,19 @@ import numpy as np
 
 from ..errors import AudioError
 
-__all__ = ["FeatureCache", "default_cache_dir", "file_sha1", "atomic_write"]
+__all__ = ["FeatureCache", "cache_root", "default_cache_dir", "file_sha1", "atomic_write"]
 
 _CHUNK = 1 << 20
 
 
+def cache_root() -> Path:
+    """The root of every emovox cache: ``$EMOVOX_CACHE``, else ``~/.cache/emovox``."""
+    return Path(os.environ.get("EMOVOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "emovox"))
+
+
 def default_cache_dir() -> Path:
     """``$EMOVOX_CACHE/features``, else ``~/.cache/emovox/features``."""
-    root = os.environ.get("EMOVOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "emovox")
-    return Path(root) / "features"
+    return cache_root() / "features"
 
 
 def file_sha1(path: str | os.PathLike) -> str:

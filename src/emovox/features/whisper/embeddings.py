@@ -9,15 +9,14 @@ in all. Training-time only: it needs torch and the ``whisper`` extra.
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import ParameterError
-from ..cache import atomic_write
-from .frontend import whisper_logmel
+from ..cache import atomic_write, cache_root
+from .frontend import encoder_input
 
 __all__ = ["ENCODER_LAYERS", "layer_stats", "layer_states", "pooled_stats", "layer_stat_names", "embedding_cache_dir"]
 
@@ -27,14 +26,11 @@ __all__ = ["ENCODER_LAYERS", "layer_stats", "layer_states", "pooled_stats", "lay
 ENCODER_LAYERS = {"base": 4, "tiny.en": 4}
 #: Bump when the computation changes, so cached statistics are recomputed.
 EMBEDDINGS_VERSION = 1
-#: Longest stretch encoded at once (Whisper's position table holds 30 s).
-_MAX_SAMPLES = 30 * 16000
 
 
 def embedding_cache_dir(encoder: str) -> Path:
     """``$EMOVOX_CACHE/whisper/<encoder>-v<version>`` (default ``~/.cache/emovox``)."""
-    root = os.environ.get("EMOVOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "emovox")
-    return Path(root) / "whisper" / f"{encoder}-v{EMBEDDINGS_VERSION}"
+    return cache_root() / "whisper" / f"{encoder}-v{EMBEDDINGS_VERSION}"
 
 
 @lru_cache(maxsize=2)
@@ -59,10 +55,7 @@ def layer_states(y: np.ndarray, *, encoder: str = "base") -> np.ndarray:
     """
     import torch
 
-    y = np.asarray(y, dtype=np.float32)[:_MAX_SAMPLES]
-    if len(y) < 400:  # shorter than one STFT frame pair: pad with silence (25 ms)
-        y = np.pad(y, (0, 400 - len(y)))
-    mel = torch.from_numpy(whisper_logmel(y)[None])
+    mel = torch.from_numpy(encoder_input(y)[None])
     with torch.inference_mode():
         states = _encoder(encoder)(mel, all_layers=True)
     return torch.stack(states)[:, 0].numpy()

@@ -9,26 +9,21 @@ clip -- and once per augmented copy -- and their states are kept on disk as floa
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_write
-from .frontend import whisper_logmel
+from ..cache import atomic_write, cache_root
+from .frontend import encoder_input
 
 __all__ = ["frames_cache_dir", "frozen_frames", "sample_digest"]
 
-_MAX_SAMPLES = 30 * 16000
-
-
 def frames_cache_dir(encoder: str, layer: int, augment_seed: int | None = None) -> Path:
     """Where the states after ``layer`` blocks of ``encoder`` are cached (one folder per copy)."""
-    root = os.environ.get("EMOVOX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "emovox")
     suffix = "" if augment_seed is None else f"-aug{augment_seed}"
-    return Path(root) / "whisper-frames" / f"{encoder}-l{layer}{suffix}"
+    return cache_root() / "whisper-frames" / f"{encoder}-l{layer}{suffix}"
 
 
 def sample_digest(y: np.ndarray) -> str:
@@ -46,10 +41,8 @@ def _lower_part(encoder: str, layer: int):
 def _encode(y: np.ndarray, encoder: str, layer: int) -> np.ndarray:
     import torch
 
-    y = np.asarray(y, dtype=np.float32)[:_MAX_SAMPLES]
-    y = np.pad(y, (0, max(0, 400 - len(y))))
     with torch.inference_mode():
-        h = _lower_part(encoder, layer)(torch.from_numpy(whisper_logmel(y)[None]))[0]
+        h = _lower_part(encoder, layer)(torch.from_numpy(encoder_input(y)[None]))[0]
     return h.numpy().astype(np.float16)
 
 

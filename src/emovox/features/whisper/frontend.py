@@ -21,7 +21,12 @@ from ...audio import SAMPLE_RATE
 from ...errors import ParameterError
 from ..logmel import mel_filterbank
 
-__all__ = ["WhisperFrontendConfig", "whisper_logmel"]
+__all__ = ["WhisperFrontendConfig", "whisper_logmel", "encoder_input"]
+
+#: Longest input the encoder takes (its position table holds 30 s) and the shortest the frontend
+#: takes (one 25 ms STFT frame).
+MAX_SAMPLES = 30 * SAMPLE_RATE
+MIN_SAMPLES = 400
 
 _BLOCK_FRAMES = 1024
 
@@ -90,3 +95,9 @@ def whisper_logmel(y: np.ndarray, *, config: WhisperFrontendConfig = WhisperFron
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - c.dynamic_range)
     return np.ascontiguousarray(((log_spec + 4.0) / 4.0).T)
+
+
+def encoder_input(y: np.ndarray) -> np.ndarray:
+    """The log-mel the encoder is given for a clip: its first 30 s, padded with silence to 25 ms."""
+    y = np.asarray(y, dtype=np.float32)[:MAX_SAMPLES]
+    return whisper_logmel(np.pad(y, (0, max(0, MIN_SAMPLES - len(y)))))
