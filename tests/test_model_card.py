@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from emovox.models.train_default import main  # noqa: E402
+from emovox.evaluation.model_card import main  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "emovox" / "assets" / "model-tiny"
 
@@ -30,7 +30,7 @@ def test_card_only_adds_the_protocol_table(tmp_path):
     results.mkdir()
     for n, ua in ((1, 0.5), (3, 0.3)):
         (results / f"crnn__p{n}.json").write_text(json.dumps(_result(n, ua)))
-    assert main(["--card-only", "--out", str(model), "--protocol-results", str(results)]) == 0
+    assert main(["--card-only", "--model", str(model), "--results", str(results), "--protocol-recipe", "crnn"]) == 0
     card = (model / "card.md").read_text()
     assert "## Metrics per protocol" in card and "| 1 protocol 1 | 1 | 50.0 ± 1.0 |" in card
     assert "ravdess 30.0" in card
@@ -38,5 +38,5 @@ def test_card_only_adds_the_protocol_table(tmp_path):
 
 
 def test_card_only_needs_a_model_dir(tmp_path, capsys):
-    assert main(["--card-only", "--out", str(tmp_path)]) == 2
+    assert main(["--card-only", "--model", str(tmp_path)]) == 2
     assert "model.json" in capsys.readouterr().err

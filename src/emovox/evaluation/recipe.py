@@ -143,11 +143,15 @@ def validate_recipe(raw: dict, *, source: str = "recipe") -> dict:
     return out
 
 
-_DISTILL = {"teacher": (str,), "alpha": (float, int), "temperature": (float, int), "folds": (int,)}
+_DISTILL = {"teacher": (str,), "alpha": (float, int), "temperature": (float, int), "folds": (int,),
+            "teacher_train": (dict,)}
 
 
 def _distill_section(given: object, source: str) -> dict:
-    """``[distill]``: a classical teacher recipe whose cross-fitted probabilities guide a neural student."""
+    """``[distill]``: a teacher recipe (classical or whisper) whose cross-fitted probabilities guide a neural student.
+
+    ``teacher_train`` overrides a whisper teacher's ``[train]`` keys (see :mod:`emovox.evaluation.teachers`).
+    """
     if not isinstance(given, dict):
         raise ParameterError(f"{source}: [distill] must be a table")
     extra = set(given) - set(_DISTILL)
@@ -155,6 +159,8 @@ def _distill_section(given: object, source: str) -> dict:
         raise ParameterError(f"{source}: unknown key(s) {sorted(extra)} in [distill]; allowed: {sorted(_DISTILL)}")
     out = {"teacher": "egemaps_logreg", "alpha": 0.5, "temperature": 2.0, "folds": 5, **given}
     for key, types in _DISTILL.items():
+        if key not in out:
+            continue
         if isinstance(out[key], bool) or not isinstance(out[key], types):
             raise ParameterError(f"{source}: [distill] {key} must be {' or '.join(t.__name__ for t in types)}")
     if not 0 <= out["alpha"] <= 1 or out["temperature"] <= 0 or out["folds"] < 2:

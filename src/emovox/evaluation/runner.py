@@ -106,15 +106,15 @@ class _Neural:
         self.recipe, self.items, self.quick, self.workdir, self.threads = recipe, items, quick, workdir, threads
         self.verbose = progress
         self.waves = [load(it.path) for it in bar(items, total=len(items), desc="audio", enabled=None if progress else False)]
-        self.teacher, self.teacher_X = None, None
-        if recipe.get("distill"):  # the teacher's features once for all items (cached on disk)
-            from ..features import extract_many
-            from .recipe import load_recipe
+        self.teacher_X = None
+        if recipe.get("distill"):
+            from .teachers import teacher_recipe
 
-            self.teacher = load_recipe(recipe["distill"]["teacher"])
-            if self.teacher["model"]["kind"] != "classical":
-                raise ParameterError(f"[distill] teacher {self.teacher['name']!r} must be a classical recipe")
-            self.teacher_X = extract_many(items, set=self.teacher["features"]["set"], progress=progress)
+            teacher = teacher_recipe(recipe["distill"])
+            if teacher["model"]["kind"] == "classical":  # the teacher's features once for all items (cached)
+                from ..features import extract_many
+
+                self.teacher_X = extract_many(items, set=teacher["features"]["set"], progress=progress)
 
     def fit(self, fold: Fold, name: str):
         from ..models.neural import NeuralClassifier
@@ -131,15 +131,13 @@ class _Neural:
         fit_idx, val_idx = list(fold.fit), list(fold.val)
         y_fit = [self.items[i].label for i in fit_idx]
         soft = None
-        if self.teacher is not None:
-            from ..models.distill import cross_fitted_proba
+        if self.recipe.get("distill"):
+            from .teachers import teacher_targets
 
             cfg = self.recipe["distill"]
             est.distill_alpha, est.distill_temperature = float(cfg["alpha"]), float(cfg["temperature"])
-            assert self.teacher_X is not None
-            soft = cross_fitted_proba(self.teacher, self.teacher_X[fit_idx], y_fit,
-                                      [self.items[i].speaker for i in fit_idx], sorted(set(y_fit)),
-                                      folds=int(cfg["folds"]))
+            soft = teacher_targets(cfg, self.items, fit_idx, sorted(set(y_fit)), workdir=self.workdir,
+                                   threads=self.threads, progress=self.verbose, teacher_X=self.teacher_X)
         est.fit([self.waves[i] for i in fit_idx], y_fit,
                 val=([self.waves[i] for i in val_idx], [self.items[i].label for i in val_idx]),
                 groups=[self.items[i].corpus for i in fit_idx], soft_targets=soft)

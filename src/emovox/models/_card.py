@@ -109,8 +109,8 @@ on automatically. For edge devices use the tiny CRNN (`--model tiny`).
 def protocol_section(results: list[dict]) -> str:
     """Markdown of per-protocol results (compact benchmark results, see ``docs/results/``)."""
     if not results:
-        return ("Not measured yet: run `emovox benchmark --recipes crnn`, then "
-                "`python -m emovox.models.train_default --card-only --out src/emovox/assets/model`.")
+        return ("Not measured yet: run `emovox benchmark --recipes <recipe>`, then "
+                "`python -m emovox.evaluation.model_card --model <model dir> --protocol-recipe <recipe> --card-only`.")
     recipe = results[0].get("recipe", "?")
     lines = [f"Recipe `{recipe}` (this model's architecture and augmentation; each fold trained from its start point "
              "on the protocol's training speakers only, under the per-fold budget the recipe sets), from "
@@ -128,6 +128,24 @@ def protocol_section(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _minutes(training: dict) -> str:
+    if "minutes" in training:
+        return str(training["minutes"])
+    return f"{training['train_seconds'] / 60:.0f}" if "train_seconds" in training else "?"
+
+
+def _distill_note(recipe: dict) -> str:
+    """A sentence on the teacher when the recipe distils one (``[distill]``)."""
+    d = recipe.get("distill")
+    if not d:
+        return ""
+    return (f"\nA student of `{d['teacher']}` (knowledge distillation): besides its labels, each training clip's "
+            f"target is the teacher's class probabilities, softened at temperature {d['temperature']}, weight "
+            f"{d['alpha']}. The targets are cross-fitted: the training speakers are split into {d['folds']} "
+            "folds and each fold's targets come from a teacher trained on the other folds, so no clip's "
+            "target comes from a teacher that heard its speaker.\n")
+
+
 def render_card(meta: dict) -> str:
     """The model card of a model directory's ``model.json`` (by its kind)."""
     if meta.get("kind") == "whisper_ser":
@@ -135,6 +153,7 @@ def render_card(meta: dict) -> str:
     m = meta.get("metrics", {})
     arch = meta.get("architecture", {})
     tr = meta.get("training", {})
+    recipe = tr.get("recipe", {}) if isinstance(tr.get("recipe"), dict) else {}
     val = m.get("validation", {})
     q = m.get("validation_int8", {})
     rows = "\n".join(_row(k, v) for k, v in val.items())
@@ -159,11 +178,11 @@ clip is tiled to one window); the clip's logits are the mean of the windows' log
 temperature {meta.get('temperature', 1.0):.3f} before the softmax.
 
 ## Training data
-RAVDESS (speech), TESS, SAVEE and CREMA-D, 16 kHz, label view `{tr.get('view', '7class')}`
-(RAVDESS "calm" merged into "neutral"); {tr.get('train_clips', '?')} training clips,
-{tr.get('minutes', '?')} minutes of 2-core CPU training. Recipe: `{tr.get('recipe', {}).get('name', '?')}`
-(see `recipes/` and `python -m emovox.models.train_default`).
-
+RAVDESS (speech), TESS, SAVEE and CREMA-D, 16 kHz, label view `{tr.get('view', meta.get('view', '7class'))}`
+(RAVDESS "calm" merged into "neutral"); {tr.get('n_train', tr.get('train_clips', '?'))} training clips,
+{_minutes(tr)} minutes of 2-core CPU training. Recipe: `{recipe.get('name', '?')}`
+(`emovox train --recipe {recipe.get('name', '?')} --out DIR`; see `recipes/`).
+{_distill_note(recipe)}
 ## Licences
 {LICENCES}
 ## Validation (speaker-independent hold-out)

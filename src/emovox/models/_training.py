@@ -301,7 +301,10 @@ class TrainLoop:
             lr = self.opt.param_groups[0]["lr"]
             train_loss = self._epoch()
             logits, val_loss, ua = self._validate()
-            if ua > self.best_ua:
+            if self.est.keep == "last":  # nothing chosen on the validation speakers
+                self.best_ua, self.best_epoch, self.best_state = ua, epoch, None
+                self.best_val_logits = logits
+            elif ua > self.best_ua:
                 self.best_ua, self.best_epoch, self.bad_epochs = ua, epoch, 0
                 self.best_state = {k: v.detach().clone() for k, v in self._scored.state_dict().items()}
                 self.best_val_logits = logits
@@ -314,5 +317,7 @@ class TrainLoop:
             self._save_checkpoint(epoch)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        elif self.ema is not None:  # keep = "last": the moving average is what was validated
+            self.model.load_state_dict(self.ema.state_dict())
         self.model.eval()
         torch.set_grad_enabled(True)

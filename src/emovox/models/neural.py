@@ -36,8 +36,8 @@ __all__ = ["NeuralClassifier"]
 ARCHS = ("crnn", "cnn1d", "cnn_lstm", "lstm")
 
 _PARAMS = ("arch", "epochs", "samples", "batch_size", "lr", "weight_decay", "label_smoothing", "patience",
-           "window_seconds", "hop_seconds", "augment", "sampler", "ema", "distill_alpha", "distill_temperature",
-           "seed", "threads",
+           "window_seconds", "hop_seconds", "augment", "sampler", "ema", "keep", "distill_alpha",
+           "distill_temperature", "seed", "threads",
            "checkpoint_dir", "verbose")
 
 
@@ -62,7 +62,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
     arch : {"crnn", "cnn1d", "cnn_lstm", "lstm"}
     epochs, batch_size, lr, weight_decay, label_smoothing, patience
         AdamW with a one-cycle schedule; early stopping after ``patience`` epochs without a
-        better validation UA (unweighted average recall); the best epoch's weights are kept.
+        better validation UA (unweighted average recall).
     samples : int or None
         A training budget in clips drawn: the epoch count becomes ``ceil(samples / n_train)``,
         at least 2 and at most ``epochs``, so a fold of 1000 clips and one of 9000 cost about
@@ -77,6 +77,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
     ema : float or None
         Decay of an exponential moving average of the weights (e.g. 0.995); when set, the
         average is what is validated, early-stopped and kept.
+    keep : {"best", "last"}
+        The weights kept: the best validation epoch's, or the last epoch's. ``"last"`` (with
+        a fixed ``samples`` budget) chooses nothing on the validation speakers, so figures on
+        them are those of unseen speakers; ``emovox train`` scores on its validation speakers.
     distill_alpha, distill_temperature : float
         With ``soft_targets`` given to :meth:`fit`, the loss is ``(1 - alpha) * CE(labels) +
         alpha * T^2 * CE(teacher softened by T, student / T)`` (knowledge distillation).
@@ -95,6 +99,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")], "patience": [_positive(Integral)],
         "window_seconds": [_positive(Real)], "hop_seconds": [_positive(Real)], "augment": [dict, None],
         "sampler": [StrOptions({"shuffle", "balanced"})], "ema": [Interval(Real, 0, 1, closed="neither"), None],
+        "keep": [StrOptions({"best", "last"})],
         "distill_alpha": [Interval(Real, 0, 1, closed="both")], "distill_temperature": [_positive(Real)],
         "seed": [Interval(Integral, 0, None, closed="left")], "threads": [_positive(Integral), None],
         "checkpoint_dir": [str, os.PathLike, None], "verbose": ["boolean"],
@@ -105,7 +110,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                  lr: float = 1e-3, weight_decay: float = 1e-2, label_smoothing: float = 0.1,
                  patience: int = 8, window_seconds: float = 3.0, hop_seconds: float = 1.5,
                  augment: dict | None = None, sampler: str = "shuffle", ema: float | None = None,
-                 distill_alpha: float = 0.5,
+                 keep: str = "best", distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0, seed: int = 0,
                  threads: int | None = None, checkpoint_dir: str | None = None,
                  verbose: bool = False, **arch_params: Any):
@@ -122,6 +127,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.sampler = sampler
         self.ema = ema
+        self.keep = keep
         self.distill_alpha = distill_alpha
         self.distill_temperature = distill_temperature
         self.seed = seed
