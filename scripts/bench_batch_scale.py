@@ -8,7 +8,7 @@ generates ``max(--files)`` short recordings (1-3 s: tones, noise and chirps at 1
 corrupt files among them, 1 in 500) under ``--workdir`` and, for each input count and master,
 runs ``emovox batch`` as its own process (own JVM) into a fresh output folder, sampling every
 0.2 s the resident memory of the driver's Python process and of its JVM (``VmHWM`` from /proc:
-the peak). The model is ``--model`` (default: a toy model of ``emovox.inference.toy``, so that the
+the peak). The model is ``--model`` (default: a toy model of ``emovox.testing``, so that the
 figures measure the engine rather than the model). ``--cluster`` adds a standalone cluster of two
 one-core workers started from the pyspark install. Prints Markdown and writes ``scale.json``.
 """
@@ -144,7 +144,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = args.model
     if model is None:
-        from emovox.inference.toy import make_toy_model
+        from emovox.testing import make_toy_model
 
         model = str(make_toy_model(work / "toy"))
     make_inputs(work / "calls", max(args.files))

@@ -14,7 +14,7 @@ from emovox.batch.inputs import is_remote, parse_timestamp, resolve_inputs
 from emovox.batch.jobs import analyze_partition, to_tables
 from emovox.batch.store import BatchStore
 from emovox.errors import DataError
-from emovox.inference.toy import TOY_LABELS, make_toy_model
+from emovox.testing import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak, tone
 

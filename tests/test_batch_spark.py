@@ -18,7 +18,7 @@ import soundfile as sf
 
 from emovox.batch.runner import run_batch
 from emovox.batch.store import BatchStore
-from emovox.inference.toy import make_toy_model
+from emovox.testing import make_toy_model
 
 from .conftest import SR, speak
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from emovox.batch.store import BatchStore
-from emovox.inference.toy import make_toy_model
+from emovox.testing import make_toy_model
 
 from .conftest import SR
 

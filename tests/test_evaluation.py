@@ -112,6 +112,19 @@ def test_ua_ignores_classes_absent_from_the_test_set():
     assert m["per_class"]["c"]["support"] == 0
 
 
+def test_group_ua_counts_predictions_outside_the_groups_classes():
+    # speaker s1 says only "a" but is heard once as "b": its UA is 0.5, not 1.0
+    m = classification_metrics(["a", "a", "b"], ["a", "b", "b"], labels=["a", "b"], speakers=["s1", "s1", "s2"])
+    assert m["per_speaker"]["s1"] == {"n": 2, "wa": 0.5, "ua": 0.5}
+    assert m["per_speaker"]["s2"] == {"n": 1, "wa": 1.0, "ua": 1.0}
+
+
+def test_model_card_scores_are_the_metrics_modules():
+    from emovox.evaluation.model_card import _ua_wa
+
+    truth, preds = ["a", "a", "b", "b", "b"], ["a", "c", "b", "b", "a"]
+    assert _ua_wa(truth, preds) == {"ua": round((0.5 + 2 / 3) / 2, 4), "wa": 0.6, "n": 5}
+
 def test_roc_auc_ties_and_degenerate():
     assert roc_auc(np.array([1, 0, 1, 0]), np.array([0.5, 0.5, 0.5, 0.5])) == pytest.approx(0.5)
     assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))

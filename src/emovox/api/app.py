@@ -194,7 +194,9 @@ def create_app(settings: Settings | None = None, *, predictor=None):
                                                    description="mono recordings: tell 1-6 voices (or auto) apart; "
                                                                "channels become speaker 1, speaker 2, ...")):
         """Timeline of per-segment emotions and a summary: the JSON of `emovox analyze --out x.json`."""
-        return await upload_and_run(request, "analyze", channels=channels, speakers=speakers)
+        count: int | Literal["auto"] | None = (None if speakers is None else "auto" if speakers == "auto"
+                                                else int(speakers))  # the Query pattern has checked it
+        return await upload_and_run(request, "analyze", channels=channels, speakers=count)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket):

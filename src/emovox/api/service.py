@@ -98,7 +98,7 @@ class Service:
                 "probabilities": p.probabilities}
 
     def analyze(self, upload: Upload, *, channels: Literal["mix", "split"] = "mix",
-                speakers: int | str | None = None) -> dict:
+                speakers: int | Literal["auto"] | None = None) -> dict:
         """The ``Analysis.to_dict()`` of an upload: what ``emovox analyze --out x.json`` writes."""
         from ..inference.analysis import analyze
 

@@ -9,10 +9,11 @@ import os
 # products only get slower with more; ONNX Runtime has its own threads).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import json
+from typing import Literal
 
 from .predict import add_model_arguments, add_partial_argument
 
-__all__ = ["add_arguments", "run", "format_report"]
+__all__ = ["add_arguments", "run", "format_report", "parse_speakers"]
 
 MAX_ROWS = 200
 
@@ -99,6 +100,20 @@ def format_report(result) -> str:
     return "\n".join(lines)
 
 
+def parse_speakers(text: str | None) -> int | Literal["auto"] | None:
+    """``--speakers``: ``"auto"`` or a count ("2" -> 2); the range is checked by the analysis."""
+    from ..errors import ParameterError
+
+    if text is None:
+        return None
+    if text == "auto":
+        return "auto"
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise ParameterError(f"speakers must be a count or 'auto', got {text!r}")
+    return int(digits)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ParameterError
     from ..inference import Predictor, analyze
@@ -107,10 +122,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out and not args.out.lower().endswith(FORMATS):
         raise ParameterError(f"--out {args.out}: must end in {', '.join(FORMATS)}")
     names = [x.strip() for x in args.names.split(",") if x.strip()]
+    speakers = parse_speakers(args.speakers)
     predictor = Predictor.load(args.model, int8=args.int8, threads=args.threads)
     result = analyze(args.file, predictor=predictor, channels=args.channels, channel_names=names,
                      smoothing=args.smoothing, block_seconds=args.block_seconds,
-                     speakers=args.speakers,
+                     speakers=speakers,
                      allow_partial=args.allow_partial)
     if args.out:
         from ..inference.outputs import write_analysis

@@ -84,7 +84,8 @@ def group_scores(y_true: Sequence[str], y_pred: Sequence[str], groups: Sequence[
     out = {}
     for name in sorted(set(g)):
         m = g == name
-        labels = sorted(set(yt[m]))
+        # the group's predicted labels are columns too: a prediction outside its true classes is a miss
+        labels = sorted(set(yt[m]) | set(yp[m]))
         _, recall, _, support = _scores_from_confusion(confusion_matrix(yt[m], yp[m], labels=labels))
         out[str(name)] = {"n": int(m.sum()), "wa": float(np.mean(yt[m] == yp[m])),
                           "ua": float(recall[support > 0].mean())}

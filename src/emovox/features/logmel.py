@@ -7,14 +7,16 @@ predict path stays light.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 import scipy.fft
 
 from ..audio import SAMPLE_RATE
 from ..errors import ParameterError
+from .config import FrontendConfig
 
 __all__ = ["LogMelConfig", "mel_filterbank", "melspectrogram", "logmel", "hz_to_mel", "mel_to_hz"]
 
@@ -26,9 +28,10 @@ _BLOCK_FRAMES = 1024
 
 
 @dataclass(frozen=True)
-class LogMelConfig:
+class LogMelConfig(FrontendConfig):
     """Frontend settings; stored with every model so training and inference agree."""
 
+    TYPE: ClassVar[str] = "logmel"
     sr: int = SAMPLE_RATE
     n_fft: int = 512
     win_length: int = 400  # 25 ms at 16 kHz
@@ -37,18 +40,6 @@ class LogMelConfig:
     fmin: float = 0.0
     fmax: float | None = None
     log_offset: float = 1e-6
-
-    def to_dict(self) -> dict:
-        return {"type": "logmel", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LogMelConfig:
-        """Inverse of :meth:`to_dict`; an unknown key is an error, not silently dropped."""
-        d = {k: v for k, v in d.items() if k != "type"}
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ParameterError(f"logmel frontend: unknown key(s) {', '.join(unknown)}")
-        return cls(**d)
 
 
 def hz_to_mel(f: np.ndarray | float) -> np.ndarray:

@@ -159,7 +159,7 @@ def analyze(
     segment_config: SegmentConfig | None = None,
     hop_seconds: float | None = None,
     name: str | None = None,
-    speakers: int | str | None = None,
+    speakers: int | Literal["auto"] | None = None,
     allow_partial: bool = False,
 ) -> Analysis:
     """Per-segment emotions of a recording, with a summary.
@@ -216,16 +216,7 @@ def analyze(
         if channels != "mix":
             raise ParameterError("speakers needs channels='mix': a split call already has one speaker per channel")
         with single_thread_blas():
-            count: int | Literal["auto"]
-            if speakers == "auto":
-                count = "auto"
-            elif isinstance(speakers, int) and not isinstance(speakers, bool):
-                count = speakers
-            elif isinstance(speakers, str) and speakers.strip().isdigit():
-                count = int(speakers)
-            else:
-                raise ParameterError(f"speakers must be a count or 'auto', got {speakers!r}")
-            return analyze_speakers(source, predictor=predictor, speakers=count, smoothing=smoothing, vad=vad,
+            return analyze_speakers(source, predictor=predictor, speakers=speakers, smoothing=smoothing, vad=vad,
                                     aggressiveness=aggressiveness, segment_config=segment_config,
                                     hop_seconds=hop_seconds, name=name)
     with single_thread_blas():

@@ -15,16 +15,19 @@ Speakers are named ``speaker 1``, ``speaker 2``, ... in order of first appearanc
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE, describe, load, validate
 from ..errors import ParameterError
+from .analysis import Analysis, _predict_turns  # analysis imports this module only inside analyze()
 from .segmentation import SegmentConfig, Segmenter
 from .speaker import SpeakerEncoder
-from .vad import FRAME_SAMPLES, FrameVAD, is_steady
+from .summary import smooth, summarize
+from .vad import FRAME_SAMPLES, FrameVAD, frame_energy_db, is_steady
 
 __all__ = ["DiarizationConfig", "Diarization", "diarize", "analyze_speakers", "speaker_name", "check_speakers",
            "speech_turns", "pad_turns", "MAX_SPEAKERS"]
@@ -39,16 +42,16 @@ def speaker_name(i: int) -> str:
 
 
 def check_speakers(speakers: object, *, max_speakers: int = MAX_SPEAKERS) -> Speakers:
-    """Validate a ``speakers`` option: a count ``1..max_speakers`` or ``"auto"`` (strings "2" accepted)."""
-    if isinstance(speakers, str) and speakers.strip().lower() == "auto":
+    """Validate a ``speakers`` option: an int count ``1..max_speakers`` or ``"auto"``.
+
+    Strings from users ("2") are parsed where they come in (the CLI, the API, the web app), not here.
+    """
+    if speakers == "auto":
         return "auto"
-    try:
-        n = int(speakers)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise ParameterError(f"speakers must be 'auto' or a count 1..{max_speakers}, got {speakers!r}") from None
-    if isinstance(speakers, float) and n != speakers or not 1 <= n <= max_speakers:
+    if isinstance(speakers, bool) or not isinstance(speakers, numbers.Integral) \
+            or not 1 <= int(speakers) <= max_speakers:
         raise ParameterError(f"speakers must be 'auto' or a count 1..{max_speakers}, got {speakers!r}")
-    return n
+    return int(speakers)
 
 
 @dataclass(frozen=True)
@@ -378,8 +381,6 @@ class _SpeakerTrack:
 
 
 def _mono(source, *, name: str) -> np.ndarray:
-    from ..audio import load, validate
-
     if isinstance(source, np.ndarray):
         y = validate(source, name=name)
         return y if y.ndim == 1 else np.ascontiguousarray(y.mean(axis=0), dtype=np.float32)
@@ -398,11 +399,6 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
     channel of a split stereo call. ``summary["speakers"]`` says what was asked and found, with a
     ``message`` when that differs (no speech, fewer voices than asked).
     """
-    from ..audio import describe
-    from .analysis import Analysis, _predict_turns
-    from .summary import smooth, summarize
-    from .vad import frame_energy_db
-
     speakers = check_speakers(speakers)
     file = name or (describe(source) if not isinstance(source, np.ndarray) else "<array>")
     y = _mono(source, name=file)

@@ -13,6 +13,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import streamlit as st
@@ -26,6 +27,8 @@ from emovox.ui.charts import probability_chart, spectrogram_image, summary_chart
 
 MAX_SECONDS = 30 * 60
 SOURCES = ("Upload a file", "Record", "Demo call")
+#: The "Speakers" choice: what it shows, and the count it asks :func:`analyze` for.
+SPEAKER_CHOICES: dict[str, int | Literal["auto"] | None] = {"one timeline": None, "2": 2, "3": 3, "auto": "auto"}
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -52,7 +55,7 @@ def decode(data: bytes) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def run_analysis(data: bytes, name: str, channels: str, model_dir: str | None,
-                 speakers: str | None = None) -> tuple[Analysis, dict]:
+                 speakers: int | Literal["auto"] | None = None) -> tuple[Analysis, dict]:
     """Timeline + summary, and the whole-clip prediction (of the mix)."""
     predictor = get_predictor(model_dir)
     y = decode(data)
@@ -166,9 +169,9 @@ def main() -> None:
         channels = "split" if split else "mix"
     speakers = None
     if channels == "mix":
-        pick = st.selectbox("Speakers: tell the voices of the recording apart", ["one timeline", "2", "3", "auto"],
+        pick = st.selectbox("Speakers: tell the voices of the recording apart", list(SPEAKER_CHOICES),
                             help="Each voice gets its own lane (speaker 1, speaker 2, ... in order of first appearance).")
-        speakers = None if pick == "one timeline" else pick
+        speakers = SPEAKER_CHOICES[pick]
     st.audio(data)
     with st.spinner("Analysing…"):
         try:

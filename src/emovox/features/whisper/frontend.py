@@ -12,13 +12,15 @@ trained on (a clip, a speech segment), never to a longer stretch that is then cu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.fft
 
 from ...audio import SAMPLE_RATE
 from ...errors import ParameterError
+from ..config import FrontendConfig
 from ..logmel import mel_filterbank
 
 __all__ = ["WhisperFrontendConfig", "whisper_logmel", "encoder_input"]
@@ -32,25 +34,15 @@ _BLOCK_FRAMES = 1024
 
 
 @dataclass(frozen=True)
-class WhisperFrontendConfig:
+class WhisperFrontendConfig(FrontendConfig):
     """Whisper's frontend settings, stored in a model directory as ``{"type": "whisper_logmel", ...}``."""
 
+    TYPE: ClassVar[str] = "whisper_logmel"
     sr: int = SAMPLE_RATE
     n_fft: int = 400
     hop_length: int = 160
     n_mels: int = 80
     dynamic_range: float = 8.0
-
-    def to_dict(self) -> dict:
-        return {"type": "whisper_logmel", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> WhisperFrontendConfig:
-        d = {k: v for k, v in d.items() if k != "type"}
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ParameterError(f"whisper_logmel frontend: unknown key(s) {', '.join(unknown)}")
-        return cls(**d)
 
     def frames(self, n_samples: int) -> int:
         """Frames of a ``n_samples`` input: ``n_samples // hop_length``."""
