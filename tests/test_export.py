@@ -57,26 +57,6 @@ def test_in_place_export_keeps_the_model_loadable(toy):
     np.testing.assert_allclose(a, b)
 
 
-@pytest.mark.slow
-def test_tflite_export_matches_onnxruntime(tmp_path):
-    """Only where emovox[export] (litert-torch) is installed: float and int8 TFLite vs ORT."""
-    pytest.importorskip("litert_torch")
-    pytest.importorskip("ai_edge_litert")
-    import numpy as np
-
-    from emovox.models.neural import NeuralClassifier
-
-    rng = np.random.default_rng(0)
-    waves = [rng.normal(0, 0.05, 16000).astype("f4") for _ in range(14)]
-    labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"] * 2
-    est = NeuralClassifier(arch="cnn1d", epochs=1, batch_size=7, threads=1).fit(waves, labels, val=(waves, labels))
-    src = est.save(tmp_path / "m", int8=False)
-    report = export_model(src, tmp_path / "out", onnx=True, tflite=True)
-    for name in ("model.tflite", "model.int8.tflite"):
-        assert report["checks"][name]["argmax_agreement"] >= 0.9
-    assert report["checks"]["model.tflite"]["max_abs_diff"] < 1e-3
-
-
 def test_clip_logits_open_one_session_for_all_clips(toy, monkeypatch):
     import onnxruntime as ort
 

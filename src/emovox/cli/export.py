@@ -1,4 +1,9 @@
-"""``emovox export --model DIR --onnx [--int8] [--tflite] [--out DIR]``."""
+"""``emovox export --model DIR|default|tiny --onnx [--int8] [--tflite] [--out DIR]``.
+
+``--tflite`` copies a model directory's shipped, hash-checked model.tflite / model.int8.tflite
+(the tiny model's; no converter needed) or converts them from its weights.pt (needs
+``emovox[export]``); see :mod:`emovox.models.tflite_export`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="a trained model directory")
+    parser.add_argument("--model", required=True, metavar="DIR", help="a model directory, or a shipped model: default, tiny")
     parser.add_argument("--onnx", action="store_true",
                         help="write model.onnx (re-exported from weights.pt when the model has one)")
     parser.add_argument("--int8", action="store_true", help="also write model.int8.onnx (dynamic int8)")
     parser.add_argument("--tflite", action="store_true",
-                        help="also write model.tflite and model.int8.tflite (needs emovox[export])")
+                        help="also write model.tflite and model.int8.tflite: copied where the model ships them "
+                             "(tiny), else converted from weights.pt (needs emovox[export])")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: the model directory)")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
 

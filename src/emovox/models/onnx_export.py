@@ -6,10 +6,11 @@
   against the torch model with onnxruntime before anything is written under its final name.
 * :func:`export_model` (``emovox export``): an existing model directory re-exported to ONNX
   from its weights.pt (only when weights.pt still has the SHA-256 model.json recorded), int8
-  (ONNX Runtime dynamic quantisation) and TFLite (float32 and dynamic-range int8 from the torch
-  model with ``litert_torch``, the package behind ``ai-edge-torch``, checked in LiteRT's
-  interpreter). Every artefact is verified against ONNX Runtime on the same inputs (max |logit
-  difference| and argmax agreement), and ``model.json`` records the new files' SHA-256.
+  (ONNX Runtime dynamic quantisation) and TFLite (:mod:`emovox.models.tflite_export`: the
+  directory's own hash-checked model.tflite / model.int8.tflite copied, else both converted from
+  the torch model with ``litert_torch``, the package behind ``ai-edge-torch``). Every artefact is
+  verified against ONNX Runtime on the same inputs (max |logit difference| and argmax
+  agreement; TFLite in LiteRT's interpreter), and ``model.json`` records the new files' SHA-256.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from .._lazy import require
 from .._numeric import sha256_file
-from ..errors import MissingDependencyError, ModelError
+from ..errors import ModelError
 
 __all__ = ["export_onnx", "quantize_int8", "export_model_dir", "export_model", "sha256", "onnx_session",
            "onnx_logits", "onnx_clip_logits", "compare", "probe_inputs"]
@@ -239,47 +240,6 @@ def _torch_model(src: Path):
     return est.model_.eval()
 
 
-def _tflite(model, sample: np.ndarray, out: Path, *, int8: bool) -> Path:
-    """Convert a torch module to TFLite with litert_torch (float or dynamic-range int8)."""
-    try:
-        import litert_torch
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "TFLite export needs litert-torch (ai-edge-torch==0.7.2) and ai-edge-litert: "
-            "pip install 'emovox[export]' (keep torch==2.13.0)") from exc
-    import torch
-
-    args = (torch.from_numpy(sample),)
-    kwargs = {}
-    if int8:
-        from litert_torch.generative.quantize import quant_recipes
-
-        kwargs["quant_config"] = quant_recipes.full_dynamic_recipe()
-    edge = litert_torch.convert(model, args, **kwargs)
-    tmp = out.with_name(out.name + ".tmp")
-    edge.export(str(tmp))
-    os.replace(tmp, out)
-    return out
-
-
-def _tflite_logits(path: Path, x: np.ndarray) -> np.ndarray:
-    interp_mod = require("ai_edge_litert.interpreter", extra="export")
-    interp = interp_mod.Interpreter(model_path=str(path))
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    batch = int(inp["shape"][0])
-    rows = []
-    for i in range(0, len(x), batch):
-        chunk = x[i : i + batch]
-        pad = batch - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        interp.allocate_tensors()
-        interp.set_tensor(inp["index"], chunk.astype(np.float32))
-        interp.invoke()
-        rows.append(interp.get_tensor(outp["index"])[: batch - pad])
-    return np.concatenate(rows)
-
-
 def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
                  onnx: bool = True, int8: bool = False, tflite: bool = False) -> dict:
     """Export ``model_dir`` into ``out`` (default: in place) and verify every artefact.
@@ -299,10 +259,24 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
 
     # A model directory is read by emovox.inference.model (the predict path's reader) -- the one
     # place its contract lives; imported here, not at the top, as models sit below inference.
-    from ..inference.model import load_card
+    from ..inference.model import _is_shipped, load_card
+    from .tflite_export import (
+        TFLITE_FILES,
+        _check_kind,
+        _require_converter,
+        has_tflite,
+        no_tflite_source,
+        tflite_into,
+    )
 
     card = load_card(model_dir)
     src = card.directory
+    if out is None and _is_shipped(src):
+        raise ModelError(f"{src}: a shipped model is not rewritten in place; give an output directory (--out DIR)")
+    if tflite:
+        _check_kind(card)
+        if not has_tflite(card) and not (src / "weights.pt").is_file():
+            raise no_tflite_source(card)  # before anything is written
     dst = Path(out) if out is not None else src
     dst.mkdir(parents=True, exist_ok=True)
     meta = dict(card.raw)
@@ -314,8 +288,12 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
     x = probe_inputs(card.frontend.n_mels, frames)
     weights = src / "weights.pt"
     torch_model = None
-    if weights.is_file() and (onnx or tflite):
+    # TFLite files the directory ships (hash-checked) are copied, so only ONNX needs torch then
+    tflite_shipped = tflite and has_tflite(card)
+    if weights.is_file() and (onnx or (tflite and not tflite_shipped)):
         _check_weights(weights, sha.get("weights.pt"))
+        if tflite and not tflite_shipped:
+            _require_converter()  # say which extra before loading torch
         torch_model = _torch_model(src)
     if onnx:
         if torch_model is not None:
@@ -336,14 +314,10 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
         sha["model.int8.onnx"] = sha256(dst / "model.int8.onnx")
         checks["model.int8.onnx"] = compare(reference, onnx_logits(dst / "model.int8.onnx", x))
     if tflite:
-        if torch_model is None:
-            raise ModelError(f"{src}: TFLite export needs weights.pt (a neural model); "
-                             "ONNX-only and classical models cannot be converted here")
-        sample = x[:1]
-        for name, q in (("model.tflite", False), ("model.int8.tflite", True)):
-            _tflite(torch_model, sample, dst / name, int8=q)
-            sha[name] = sha256(dst / name)
-            checks[name] = compare(reference, _tflite_logits(dst / name, x))
+        tflite_checks, tflite_notes = tflite_into(card, dst, torch_model=torch_model, x=x[:16], onnx_path=onnx_path)
+        sha.update({name: sha256(dst / name) for name in TFLITE_FILES})
+        checks.update(tflite_checks)
+        notes.extend(tflite_notes)
     files = {f: (dst / f).stat().st_size for f in sha if (dst / f).is_file()}
     report = {"out": str(dst), "files": files, "checks": checks, "notes": notes}
     meta["sha256"] = {f: h for f, h in sha.items() if (dst / f).is_file()}
