@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="first fold only, neural epochs capped at 3")
     p.add_argument("--speed", action="store_true",
                    help="run the inference speed benchmark (alone, unless --recipes or --protocols are given)")
+    p.add_argument("--model", default=None,
+                   help="--speed on this model: default, tiny or a model directory (section speed, or speed-tiny "
+                        "for the tiny model)")
     p.add_argument("--diarization", action="store_true",
                    help="run the diarization benchmark alone (synthetic conversations from the corpora: DER, "
                         "auto speaker count, speed) and update its section of --docs")
@@ -108,11 +111,15 @@ def update_docs_section(path: str | Path, name: str, body: str) -> None:
 
 def _run_speed(args: argparse.Namespace) -> None:
     from ..evaluation.speed import speed_benchmark
+    from ..inference.model import resolve_model_dir
 
-    _, body = speed_benchmark()
+    model_dir = None if args.model in (None, "default") else resolve_model_dir(args.model)
+    _, body = speed_benchmark(model_dir=model_dir)
+    if args.model not in (None, "default"):
+        body = body.replace(f"speed_benchmark(model_dir={str(model_dir)!r})", f"emovox benchmark --speed --model {args.model}")
     print(body)
     if not args.no_write:
-        update_docs_section(args.docs, "speed", body)
+        update_docs_section(args.docs, "speed" if args.model in (None, "default") else f"speed-{Path(str(args.model)).name}", body)
 
 
 def _run_diarization(args: argparse.Namespace) -> None:
