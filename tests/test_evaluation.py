@@ -154,7 +154,7 @@ def _items(n_speakers=8, per_label=3, labels=("neutral", "calm", "happy", "sad")
 
 def test_protocol_keys():
     assert protocol_key(1) == "ravdess-6fold" and protocol_key("3") == "loco"
-    assert protocol_key("crema-d-5fold") == "crema-d-5fold"
+    assert protocol_key("crema-d-5fold") == "crema-d-5fold" and protocol_key("1+") == "ravdess-6fold-plus"
     with pytest.raises(ParameterError):
         protocol_key("7")
 
@@ -221,6 +221,20 @@ def test_loco_restricts_labels_to_the_held_out_corpus(corpus_root):
     assert {data.items[i].corpus for i in crema.train} == {"ravdess", "tess", "savee"}
     assert all(data.items[i].label != "calm" for i in range(len(data.items)))
     assert len(by_name["heldout-ravdess"].labels) == 7
+
+
+@pytest.mark.corpus
+def test_protocol_1_plus_keeps_protocol_1s_tests_and_adds_the_other_corpora_to_training(corpus_root):
+    p1, plus = build_protocol(1, corpus_root), build_protocol("1+", corpus_root)
+    assert [f.name for f in plus.folds] == [f.name for f in p1.folds] and plus.number == "1+"
+    for a, b in zip(p1.folds, plus.folds, strict=True):
+        check_fold(plus.items, b)
+        assert [p1.items[i].path for i in a.test] == [plus.items[i].path for i in b.test]
+        assert b.labels == a.labels and len(b.labels) == 8
+        train = [plus.items[i] for i in b.train]
+        assert {it.corpus for it in train} == {"ravdess", "tess", "savee", "crema-d"}
+        assert {it.label for it in train} <= set(b.labels)
+        assert sum(it.corpus == "ravdess" for it in train) == len(a.train)
 
 
 @pytest.mark.corpus

@@ -85,6 +85,29 @@ def test_finished_folds_are_reused(protocol, tmp_path, monkeypatch):
         evaluate_protocol(_recipe(params={"max_iter": 151}), protocol, out_dir=out, progress=False, log=None)
 
 
+def test_folds_run_apart_are_assembled_into_the_same_result(protocol, tmp_path, monkeypatch):
+    """`benchmark --folds`: two processes may share a protocol's folds; a plain run then assembles them."""
+    import emovox.evaluation.runner as runner
+    from emovox.errors import ParameterError
+
+    monkeypatch.setattr(runner, "build_protocol", lambda *a, **k: protocol)
+    whole = evaluate_protocol(_recipe(), protocol, progress=False, log=None).result
+    out = tmp_path / "run"
+    assert runner.run_folds(_recipe(), 1, ["1", "fold3"], data_dir=".", out_dir=out, progress=False,
+                            log=None) == ["fold1", "fold3"]
+    assert sorted(p.name for p in (out / "folds").glob("*.json")) == ["fold1.json", "fold3.json"]
+    assert evaluate_protocol(_recipe(), protocol, out_dir=out, progress=False, log=None,
+                             only={"fold1"}).result == {}  # fold2 is still missing
+    runner.run_folds(_recipe(), 1, ["2"], data_dir=".", out_dir=out, progress=False, log=None)
+    monkeypatch.setattr(runner, "_run_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rerun")))
+    assembled = evaluate_protocol(_recipe(), protocol, out_dir=out, progress=False, log=None).result
+    assert assembled["summary"]["ua"]["n_folds"] == 3
+    assert abs(assembled["summary"]["ua"]["mean"] - whole["summary"]["ua"]["mean"]) <= 0.005
+    assert assembled["model_bytes"]  # measured on the protocol's first fold, whichever process ran it
+    with pytest.raises(ParameterError, match="no fold 'fold9'.*fold1, fold2, fold3"):
+        runner.run_folds(_recipe(), 1, ["fold9"], data_dir=".", out_dir=out, progress=False, log=None)
+
+
 def test_recipe_hash_ignores_name_only():
     assert recipe_hash(_recipe()) == recipe_hash({**_recipe(), "name": "other", "description": "x"})
     assert recipe_hash(_recipe()) != recipe_hash(_recipe(), quick=True)

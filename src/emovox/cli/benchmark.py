@@ -27,7 +27,12 @@ SECTION = "accuracy"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipes", nargs="+", help=f"recipe names or files (default: {' '.join(DEFAULT_RECIPES)})")
     p.add_argument("--protocols", nargs="+",
-                   help="1 ravdess-6fold, 2 crema-d-5fold, 3 loco, 4 ravdess-random (default: all)")
+                   help="1 ravdess-6fold, 2 crema-d-5fold, 3 loco, 4 ravdess-random (default: these four); "
+                        "1+ ravdess-6fold-plus: protocol 1 with TESS, SAVEE and CREMA-D added to every fold's training")
+    p.add_argument("--folds", nargs="+",
+                   help="run only these folds (names such as fold2 or heldout-tess, or 1-based numbers) and cache "
+                        "them; a later run without --folds assembles the result. Lets two single-thread processes "
+                        "share the folds of one protocol")
     p.add_argument("--data", default=default_data_dir(), help="folder holding the corpora (default: $EMOVOX_DATA or ../shared/data)")
     p.add_argument("--runs", default="runs/benchmark", help="cache of finished runs (default: %(default)s)")
     p.add_argument("--results",
@@ -202,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     if args.speed and not args.recipes and not args.protocols:
         _run_speed(args)
         return 0
+    if args.folds and (args.quick or args.cached_only):
+        raise ParameterError("--folds runs folds of a full protocol: drop --quick / --cached-only")
     args.recipes = args.recipes or list(DEFAULT_RECIPES)
     args.protocols = args.protocols or ["1", "2", "3", "4"]
     recipes = [load_recipe(r) for r in args.recipes]
@@ -225,12 +232,21 @@ def run(args: argparse.Namespace) -> int:
                 _keep(saved, keep, _run_dir(recipe, key, args.runs, quick=bool(saved.get("quick"))))
             elif args.cached_only:
                 missing.append((recipe["name"], PROTOCOLS[key][0]))
+            elif args.folds:
+                from ..evaluation.runner import run_folds
+
+                out = _run_dir(recipe, key, args.runs, quick=args.quick)
+                done = run_folds(recipe, key, args.folds, data_dir=args.data, out_dir=out, progress=not args.no_progress, threads=args.threads)
+                print(f"{recipe['name']} / protocol {PROTOCOLS[key][0]}: folds {', '.join(done)} cached in {out}; "
+                      "run again without --folds to assemble the result", file=sys.stderr)
             else:
                 out = _run_dir(recipe, key, args.runs, quick=args.quick)
                 results.append(run_protocol(recipe, key, data_dir=args.data, out_dir=out, quick=args.quick,
                                             progress=not args.no_progress, command=command,
                                             threads=args.threads).result)
                 _keep(results[-1], keep, out)
+    if args.folds:
+        return 0
     table = format_table(results) + _loco_table(results)
     if missing:
         table += ["", "Not run yet (quick runs above stand in; each run is resumable fold by fold):", ""]

@@ -33,6 +33,7 @@ PROTOCOLS: dict[str, tuple[str, str, bool]] = {
     "crema-d-5fold": ("2", "CREMA-D 6-class, speaker-independent 5-fold", True),
     "loco": ("3", "Leave-one-corpus-out (RAVDESS, TESS, SAVEE, CREMA-D), 7-class view", True),
     "ravdess-random": ("4", "RAVDESS 8-class, random 80/20 split (speakers leak: inflated)", False),
+    "ravdess-6fold-plus": ("1+", "RAVDESS 8-class, protocol 1's folds, training adds TESS, SAVEE and CREMA-D", True),
 }
 
 
@@ -71,12 +72,12 @@ class ProtocolData:
 
 
 def protocol_key(name: str | int) -> str:
-    """Map ``1``..``4`` or a protocol name to its key."""
+    """Map ``1``..``4``, ``1+`` or a protocol name to its key."""
     text = str(name).strip().lower()
     for key, (number, _, _) in PROTOCOLS.items():
         if text in (key, number):
             return key
-    raise ParameterError(f"unknown protocol {name!r}; choose 1-4 or one of {', '.join(PROTOCOLS)}")
+    raise ParameterError(f"unknown protocol {name!r}; choose 1, 1+, 2, 3, 4 or one of {', '.join(PROTOCOLS)}")
 
 
 def map_items(items: Sequence[Item], view: str) -> list[Item]:
@@ -158,12 +159,16 @@ def build_protocol(name: str | int, data_dir: str | os.PathLike, *, seed: int = 
     key = protocol_key(name)
     number, title, independent = PROTOCOLS[key]
     root = Path(data_dir)
-    view_order = {"ravdess-6fold": "8class", "crema-d-5fold": "6class", "loco": "7class", "ravdess-random": "8class"}
+    view_order = {"ravdess-6fold": "8class", "crema-d-5fold": "6class", "loco": "7class", "ravdess-random": "8class",
+                  "ravdess-6fold-plus": "8class"}
     view = view_order[key]
     if key in ("ravdess-6fold", "ravdess-random"):
         items = map_items(load_all(root, ["ravdess"])["ravdess"].items, view)
     elif key == "crema-d-5fold":
         items = map_items(load_all(root, ["crema-d"])["crema-d"].items, view)
+    elif key == "ravdess-6fold-plus":
+        corpora = load_all(root, ["ravdess", "tess", "savee", "crema-d"])
+        items = map_items([it for name in ("ravdess", "tess", "savee", "crema-d") for it in corpora[name].items], view)
     else:
         corpora = load_all(root, ["ravdess", "tess", "savee", "crema-d"])
         items = map_items([it for c in corpora.values() for it in c.items], view)
@@ -172,6 +177,12 @@ def build_protocol(name: str | int, data_dir: str | os.PathLike, *, seed: int = 
     if key == "ravdess-6fold":
         splits = load_fold_file(_splits_dir(root) / "ravdess_6fold_by_actor.json", items, corpus="ravdess")
         folds = _folds_from(items, splits, seed=seed, by_speaker=True)
+    elif key == "ravdess-6fold-plus":
+        # the other corpora's speakers never occur in RAVDESS: all of them join every fold's training part
+        others = tuple(i for i, it in enumerate(items) if it.corpus != "ravdess")
+        splits = [Split(s.name, s.train + others, s.test) for s in
+                  load_fold_file(_splits_dir(root) / "ravdess_6fold_by_actor.json", items, corpus="ravdess")]
+        folds = _folds_from(items, splits, seed=seed, by_speaker=True, restrict_to_test_labels=True)
     elif key == "crema-d-5fold":
         splits = load_fold_file(_splits_dir(root) / "crema-d_5fold_by_actor.json", items, corpus="crema-d")
         folds = _folds_from(items, splits, seed=seed, by_speaker=True)

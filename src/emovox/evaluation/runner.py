@@ -15,7 +15,7 @@ import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,8 +244,12 @@ def _pool(folds: list[dict], rows: list[dict]) -> dict:
 
 def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path | None = None, quick: bool = False,
                       progress: bool = True, log: Callable[[str], None] | None = _stderr,
-                      keep_models: bool = False, threads: int | None = None) -> RunResult:
+                      keep_models: bool = False, threads: int | None = None,
+                      only: Collection[str] | None = None) -> RunResult:
     """Fit and score ``recipe`` on every fold of ``data`` (only the first with ``quick``).
+
+    With ``only`` (fold names), the other folds are read from the cache under ``out_dir`` where
+    they are there and skipped where not; the result is then empty until every fold is cached.
 
     ``threads`` caps the BLAS/OpenMP (and torch) threads while fitting; on a shared machine
     ``threads=1`` avoids oversubscription, which slowed MLP fits 3-10x here.
@@ -276,6 +280,8 @@ def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path |
                 histories[fold.name] = saved["history"]
                 log(f"{recipe['name']} / {data.key} / {fold.name}: cached (UA {100 * saved['info']['metrics']['ua']:.1f}%)")
                 continue
+        if only is not None and fold.name not in only:
+            continue
         if backend is None:
             log(f"{recipe['name']} / {data.key}: preparing {len(data.items)} items")
             backend = backend_cls(recipe, data.items, quick=quick, progress=progress, workdir=workdir, threads=threads)
@@ -294,6 +300,8 @@ def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path |
             atomic_write(cached, json.dumps({"key": key, "info": info, "rows": fold_rows, "history": history}))
     if not infos:
         raise DataError(f"protocol {data.key} has no folds")
+    if len(infos) < len(folds):  # `only` left folds to other processes
+        return RunResult({}, rows, histories, models)
     first = infos[0]
     result = {
         "recipe": recipe["name"], "recipe_hash": key, "protocol": data.key, "protocol_number": data.number,
@@ -329,6 +337,28 @@ def run_protocol(recipe: dict, protocol: str | int, *, data_dir: str | Path, out
     if out_dir is not None:
         write_run(out_dir, run.result, recipe=recipe, rows=run.rows, histories=run.histories, command=command)
     return run
+
+
+def run_folds(recipe: dict, protocol: str | int, folds: Sequence[str | int], *, data_dir: str | Path,
+              out_dir: str | Path, progress: bool = True,
+              log: Callable[[str], None] | None = _stderr, threads: int | None = None) -> list[str]:
+    """Fit and score only ``folds`` (names or 1-based numbers) of ``protocol`` and cache each under
+    ``out_dir/folds/``, where :func:`run_protocol` on the same ``out_dir`` finds them.
+
+    Returns the names of the folds run (or found cached). Two processes may take disjoint folds.
+    """
+    data = build_protocol(protocol, data_dir, seed=int(recipe.get("seed", 0)))
+    names = [f.name for f in data.folds]
+    chosen = []
+    for f in folds:
+        text = str(f).strip()
+        name = names[int(text) - 1] if text.isdigit() and 1 <= int(text) <= len(names) else text
+        if name not in names:
+            raise ParameterError(f"protocol {data.key} has no fold {f!r}; its folds: {', '.join(names)} "
+                                 f"(or 1-{len(names)})")
+        chosen.append(name)
+    evaluate_protocol(recipe, data, out_dir=out_dir, progress=progress, log=log, threads=threads, only=set(chosen))
+    return chosen
 
 
 def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False, progress: bool = True,
