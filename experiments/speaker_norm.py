@@ -1,0 +1,77 @@
+"""Experiment (issue #12): does normalising each speaker's embeddings by that speaker's own
+statistics close the cross-corpus gap of the frozen Whisper probe?
+
+    python experiments/speaker_norm.py --protocol 3 --set whisper_base_l3 --C 0.01
+
+Three variants of the same logistic regression (StandardScaler, fixed C: the value the inner
+speaker-grouped CV chose on every fold of the benchmark), on the cached frozen embeddings:
+
+- ``global``: the benchmark's recipe (``whisper_base_l3_logreg``) with C fixed;
+- ``speaker``: every clip's vector minus its speaker's mean, divided by its speaker's std, over
+  all of that speaker's clips (training and test speakers alike, labels never used). In a product
+  this is a call's or a meeting's own speech turns per speaker; on a single clip it does not apply;
+- ``corpus``: the same with the corpus in place of the speaker (how far a recording set's own
+  statistics carry).
+
+Prints UA per held-out fold and the mean; appends them to ``runs/exp/speaker_norm.tsv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from emovox.evaluation.protocols import build_protocol
+from emovox.features import extract_many
+
+
+def group_normalise(X: np.ndarray, groups: list[str]) -> np.ndarray:
+    """Each group's rows standardised by that group's own mean and std (unsupervised)."""
+    out = np.empty_like(X)
+    keys = np.array(groups)
+    for g in np.unique(keys):
+        rows = keys == g
+        mu, sd = X[rows].mean(axis=0), X[rows].std(axis=0)
+        out[rows] = (X[rows] - mu) / np.maximum(sd, 1e-6)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--protocol", default="3")
+    ap.add_argument("--set", default="whisper_base_l3")
+    ap.add_argument("--C", type=float, default=0.01)
+    ap.add_argument("--data", default="../shared/data")
+    args = ap.parse_args()
+    data = build_protocol(args.protocol, args.data)
+    X = extract_many(data.items, set=args.set, progress=False)
+    variants = {"global": X,
+                "speaker": group_normalise(X, [it.speaker for it in data.items]),
+                "corpus": group_normalise(X, [it.corpus for it in data.items])}
+    out = Path("runs/exp/speaker_norm.tsv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name, Z in variants.items():
+        scores = []
+        for fold in data.folds:
+            t0 = time.time()
+            train, test = list(fold.train), list(fold.test)
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=3000))
+            clf.fit(Z[train], [data.items[i].label for i in train])
+            ua = balanced_accuracy_score([data.items[i].label for i in test], clf.predict(Z[test]))
+            scores.append(ua)
+            print(f"{name:8s} {fold.name:18s} UA {100 * ua:5.1f}  ({time.time() - t0:.0f} s)", flush=True)
+        print(f"{name:8s} mean UA {100 * np.mean(scores):.1f}", flush=True)
+        with open(out, "a") as fh:
+            fh.write("\t".join([args.protocol, args.set, str(args.C), name, f"{100 * np.mean(scores):.1f}",
+                                *(f"{100 * s:.1f}" for s in scores)]) + "\n")
+
+
+if __name__ == "__main__":
+    main()
