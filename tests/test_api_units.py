@@ -166,7 +166,7 @@ def test_api_imports_no_training_stack(tmp_path):
 
 
 def test_shipped_model_serves_when_present(tmp_path):
-    from emovox.inference.model import default_model_dir
+    from emovox.models.directory import default_model_dir
 
     if not (default_model_dir() / "model.json").is_file():
         pytest.skip("no shipped model yet")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from emovox.audio import augment as A
 from emovox.errors import ParameterError
-from emovox.models import augment as A
 
 SR = 16000
 LENGTH_KEEPING = ("noise", "gain", "shift", "reverb", "telephone")

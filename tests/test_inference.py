@@ -13,7 +13,7 @@ import soundfile as sf
 
 from emovox.errors import AudioError, ModelError, ParameterError
 from emovox.inference import NO_SPEECH, Predictor, load_card
-from emovox.inference.model import default_model_dir
+from emovox.models.directory import default_model_dir
 from emovox.testing import TOY_LABELS, make_toy_model
 
 from .conftest import SR, speak, tone

@@ -9,7 +9,7 @@ import pytest
 
 from emovox.errors import ModelError
 from emovox.inference import Predictor
-from emovox.inference.model import SHIPPED_MODELS, load_card, resolve_model_dir
+from emovox.models.directory import SHIPPED_MODELS, load_card, resolve_model_dir
 
 
 def test_shipped_models_resolve_by_name(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 from emovox.cli import main
 from emovox.errors import MissingDependencyError, ModelError
 from emovox.inference import Predictor
-from emovox.inference.model import resolve_model_dir
+from emovox.models.directory import resolve_model_dir
 from emovox.models.onnx_export import export_model, onnx_logits, probe_inputs
 from emovox.models.tflite_export import MAX_FLOAT_DIFF, TFLITE_FILES, export_tflite, tflite_logits
 from emovox.testing import make_toy_model

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox.inference.model import default_model_dir
+from emovox.models.directory import default_model_dir
 from emovox.testing import TOY_LABELS, free_port, make_toy_model
 
 from .conftest import SR, speak

@@ -1,10 +1,14 @@
-"""Process-wide thread settings: numpy's BLAS limited to one thread, once per process."""
+"""Thread settings: numpy's BLAS limited to one thread once per process; a cap for one block of work."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from typing import Any
 
-__all__ = ["limit_blas_threads", "blas_threads"]
+from .errors import ParameterError
+
+__all__ = ["limit_blas_threads", "blas_threads", "thread_limit"]
 
 _lock = threading.Lock()
 _done = False
@@ -41,3 +45,18 @@ def blas_threads() -> list[int]:
     except ImportError:
         return []
     return [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+
+
+def thread_limit(threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    """A context capping BLAS/OpenMP threads at ``threads`` (threadpoolctl), or doing nothing for None.
+
+    For a training job that owns its process (a protocol fold, a teacher fold), not for server
+    threads: the cap is saved and restored around the block.
+    """
+    if threads is None:
+        return contextlib.nullcontext()
+    if int(threads) < 1:
+        raise ParameterError(f"threads must be >= 1, got {threads}")
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(threads))

@@ -12,8 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..evaluation.plots import _plt as plt_module
-from ..evaluation.plots import _png as fig_png
+from ..evaluation.plots import fig_png
+from ..evaluation.plots import pyplot as plt_module
 from ..evaluation.report import CSS, atomic_write, img, table
 from ..labels import EMOTIONS
 

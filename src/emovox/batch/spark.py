@@ -148,7 +148,7 @@ def ship_to_cluster(spark, model_dir: str | os.PathLike | None = None) -> str:
     """
     import emovox
 
-    from ..inference.model import default_model_dir
+    from ..models.directory import default_model_dir
     from .jobs import SHIPPED_MODEL
 
     work = Path(tempfile.mkdtemp(prefix="emovox-ship-"))

@@ -15,8 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..corpora import default_data_dir
 from ..errors import ParameterError
-from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run", "format_table", "update_docs_section"]
 
@@ -116,7 +116,7 @@ def update_docs_section(path: str | Path, name: str, body: str) -> None:
 
 def _run_speed(args: argparse.Namespace) -> None:
     from ..evaluation.speed import speed_benchmark
-    from ..inference.model import resolve_model_dir
+    from ..models.directory import resolve_model_dir
 
     model_dir = None if args.model in (None, "default") else resolve_model_dir(args.model)
     _, body = speed_benchmark(model_dir=model_dir)

@@ -6,9 +6,8 @@ import argparse
 import json
 import os
 
-from ..corpora import inventory, load_all
+from ..corpora import default_data_dir, inventory, load_all
 from ..labels import EMOTIONS
-from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run"]
 

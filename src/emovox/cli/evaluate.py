@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
+from ..corpora import default_data_dir
 from ..errors import ParameterError
 from ..evaluation.report import command_line
-from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run"]
 

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from .._lazy import require
-from ..corpora import Item, load_all, load_corpus, load_manifest
+from ..corpora import Item, default_data_dir, load_all, load_corpus, load_manifest
 from ..errors import DataError, ParameterError
 from ..features.table import write_feature_table
-from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run"]
 

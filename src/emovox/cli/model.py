@@ -21,8 +21,9 @@ def _fmt(v) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._numeric import sha256_file
     from ..errors import ParameterError
-    from ..inference.model import load_card, sha256_file
+    from ..models.directory import load_card
 
     if args.action != "info":
         raise ParameterError("choose an action: emovox model info [--json] [--model DIR]")

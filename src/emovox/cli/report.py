@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
               f"{', '.join(t.name for t in res['tables'])} in {res['seconds']:.1f} s")
         return 0
     from ..batch.report_data import collect_items, dataset_report
-    from ._common import default_data_dir
+    from ..corpora import default_data_dir
 
     if args.corpus and args.manifest:
         raise ParameterError("--corpus selects corpora under --data; it cannot go with --manifest")

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not os.environ.get("EMOVOX_MAX_CONCURRENCY"):  # share the cores between the workers
         os.environ["EMOVOX_MAX_CONCURRENCY"] = str(max(1, (os.cpu_count() or 1) // args.workers))
     settings = Settings.from_env()  # fail here, once, on a bad value
-    from ..inference.model import load_card
+    from ..models.directory import load_card
 
     card = load_card(settings.model_dir)  # and on a missing model, before forking workers
     print(f"emovox serve: model {card.name} {card.version}, {args.workers} worker(s), "

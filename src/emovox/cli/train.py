@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..corpora import default_data_dir
 from ..errors import ParameterError
 from ..evaluation.report import command_line
-from ._common import default_data_dir
 
 __all__ = ["add_arguments", "run"]
 

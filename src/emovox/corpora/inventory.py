@@ -13,7 +13,7 @@ from ..errors import DataError
 from ..labels import EMOTIONS
 from .base import Corpus, Skipped, load_corpus
 
-__all__ = ["discover", "load_all", "Inventory", "inventory", "KNOWN_FOLDERS"]
+__all__ = ["default_data_dir", "discover", "load_all", "Inventory", "inventory", "KNOWN_FOLDERS"]
 
 #: Folder names recognised under a data root, per corpus.
 KNOWN_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -23,6 +23,11 @@ KNOWN_FOLDERS: dict[str, tuple[str, ...]] = {
     "crema-d": ("crema-d", "cremad", "CREMA-D", "CREMA_D"),
     "emodb": ("emodb", "EmoDB", "emo-db"),
 }
+
+
+def default_data_dir() -> str:
+    """The data folder when none is given: ``$EMOVOX_DATA``, else ``../shared/data`` relative to the working directory."""
+    return os.environ.get("EMOVOX_DATA") or str(Path("..") / "shared" / "data")
 
 
 def discover(data_dir: str | os.PathLike) -> dict[str, Path]:

@@ -85,7 +85,7 @@ def make_conversation(pool: dict[str, list[Item]], *, n_speakers: int = 2, rng: 
     Speakers take turns (never the same one twice in a row); a turn is 1-8 s of one speaker's
     clips; turns are separated by a gap, or overlap the previous one with ``overlap_prob``.
     Each speaker has a level of -26 +- 4 dBFS. ``telephone`` passes the mix through 8 kHz
-    band-pass mu-law (:func:`emovox.models.augment.telephone`).
+    band-pass mu-law (:func:`emovox.audio.augment.telephone`).
     """
     if not 1 <= n_speakers <= len(pool):
         raise ParameterError(f"need 1..{len(pool)} speakers from this pool, got {n_speakers}")
@@ -135,7 +135,7 @@ def make_conversation(pool: dict[str, list[Item]], *, n_speakers: int = 2, rng: 
             clips.append(((start + a) / SAMPLE_RATE, (start + b) / SAMPLE_RATE, who, item))
         reference.append((start / SAMPLE_RATE, (start + len(y)) / SAMPLE_RATE, who))
     if telephone:
-        from ..models.augment import telephone as phone
+        from ..audio.augment import telephone as phone
 
         audio = phone(audio)
     audio = np.clip(audio, -1.0, 1.0)
@@ -233,7 +233,7 @@ def run_benchmark(data_dir: str | Path, *, conversations: int = 40, seconds: flo
         for phone in ((False, True) if k == 2 else (False,)):
             y = conv.audio
             if phone:
-                from ..models.augment import telephone
+                from ..audio.augment import telephone
 
                 y = telephone(y)
             turns = speech_turns(y)

@@ -36,8 +36,8 @@ def _ua_wa(y_true: list[str], y_pred: list[str]) -> dict:
 def measure_validation(model_dir: Path, data_dir: Path, *, recipe: dict) -> dict:
     """Per-corpus UA/WA of the model directory on the recipe's held-out validation speakers."""
     from ..audio import load
+    from ..audio.augment import add_noise, telephone
     from ..inference import Predictor
-    from ..models.augment import add_noise, telephone
     from .protocols import load_items, validation_protocol
 
     items = load_items(data_dir=data_dir, corpora=recipe["data"]["corpora"])

@@ -9,12 +9,13 @@ import numpy as np
 
 from .._lazy import require
 
-__all__ = ["confusion_png", "roc_png", "history_png", "groups_png", "folds_png"]
+__all__ = ["confusion_png", "roc_png", "history_png", "groups_png", "folds_png", "pyplot", "fig_png"]
 
 _BLUE, _ORANGE = "#3b6fb6", "#e08a2c"
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (``pip install 'emovox[train]'`` when missing)."""
     mpl = require("matplotlib", extra="train")
     mpl.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -22,16 +23,17 @@ def _plt():
     return plt
 
 
-def _png(fig) -> bytes:
+def fig_png(fig) -> bytes:
+    """A figure as PNG bytes; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
 def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], *, title: str = "") -> bytes:
     """Row-normalised confusion matrix ``[k, k]`` (percent of each true class, counts beneath)."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(confusion, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     pct = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) * 100
@@ -50,12 +52,12 @@ def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], *, 
     ax.set_ylabel("true")
     ax.set_title(title or "Confusion matrix (row %, count)")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of true class")
-    return _png(fig)
+    return fig_png(fig)
 
 
 def roc_png(roc: dict[str, dict], *, title: str = "") -> bytes:
     """One-vs-rest ROC curve per emotion, AUC in the legend."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.2, 5.2))
     cmap = plt.get_cmap("tab10")
     for k, (label, r) in enumerate(sorted(roc.items(), key=lambda kv: -kv[1]["auc"])):
@@ -68,12 +70,12 @@ def roc_png(roc: dict[str, dict], *, title: str = "") -> bytes:
     ax.set_title(title or "ROC, one emotion vs the rest")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return fig_png(fig)
 
 
 def history_png(histories: dict[str, list[dict]], *, title: str = "") -> bytes:
     """Training curves: train/validation loss and validation UA per epoch, one line per fold."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     cmap = plt.get_cmap("tab10")
     for k, (fold, hist) in enumerate(histories.items()):
@@ -100,12 +102,12 @@ def history_png(histories: dict[str, list[dict]], *, title: str = "") -> bytes:
         a2.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _png(fig)
+    return fig_png(fig)
 
 
 def groups_png(groups: dict[str, dict], *, title: str, chance: float | None = None) -> bytes:
     """Horizontal bars of UA and accuracy per group (speaker or gender), sorted by UA."""
-    plt = _plt()
+    plt = pyplot()
     names = sorted(groups, key=lambda g: groups[g]["ua"])
     n = len(names)
     fig, ax = plt.subplots(figsize=(8.5, 0.3 * n + 1.4))
@@ -122,12 +124,12 @@ def groups_png(groups: dict[str, dict], *, title: str, chance: float | None = No
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(-0.6, n - 0.4)
-    return _png(fig)
+    return fig_png(fig)
 
 
 def folds_png(folds: Sequence[dict], *, title: str = "") -> bytes:
     """UA, WA and macro-F1 per fold, grouped bars."""
-    plt = _plt()
+    plt = pyplot()
     names = [f["name"] for f in folds]
     x = np.arange(len(names))
     w = 0.26
@@ -142,4 +144,4 @@ def folds_png(folds: Sequence[dict], *, title: str = "") -> bytes:
     ax.set_title(title or "Scores per fold")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig_png(fig)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import thread_limit
 from ..errors import DataError, ModelError, ParameterError
 from .metrics import classification_metrics, summarize_folds
 from .protocols import Fold, ProtocolData, build_protocol
@@ -190,19 +191,6 @@ def _whisper_backend() -> type:
     return WhisperBackend
 
 
-def _thread_limit(threads: int | None):
-    """A context capping BLAS/OpenMP threads (threadpoolctl), or doing nothing."""
-    if threads is None:
-        import contextlib
-
-        return contextlib.nullcontext()
-    if int(threads) < 1:
-        raise ParameterError(f"threads must be >= 1, got {threads}")
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(threads))
-
-
 def _run_fold(backend, data: ProtocolData, fold: Fold, *, first: bool,
               measure_size: bool = True) -> tuple[dict, list[dict], list[dict], object]:
     items, labels = data.items, list(fold.labels)
@@ -285,7 +273,7 @@ def evaluate_protocol(recipe: dict, data: ProtocolData, *, out_dir: str | Path |
         if backend is None:
             log(f"{recipe['name']} / {data.key}: preparing {len(data.items)} items")
             backend = backend_cls(recipe, data.items, quick=quick, progress=progress, workdir=workdir, threads=threads)
-        with _thread_limit(threads):
+        with thread_limit(threads):
             info, fold_rows, history, model = _run_fold(backend, data, fold, first=k == 0, measure_size=not keep_models)
         m = info["metrics"]
         log(f"{recipe['name']} / {data.key} / {fold.name}: UA {100 * m['ua']:.1f}%  WA {100 * m['wa']:.1f}%  "

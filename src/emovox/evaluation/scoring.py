@@ -52,7 +52,7 @@ def map_to_model(items: Sequence[Item], view: LabelView, model_labels: Sequence[
 
 
 def _model_meta(model_dir: Path | None) -> dict:
-    from ..inference.model import default_model_dir
+    from ..models.directory import default_model_dir
 
     root = Path(model_dir) if model_dir is not None else default_model_dir()
     try:

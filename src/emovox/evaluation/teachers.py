@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpora import Item
+from .._threads import thread_limit
+from ..corpora import Item, default_data_dir
 from ..errors import EmovoxError, ParameterError
 
 __all__ = ["teacher_recipe", "speaker_folds_of", "teacher_targets", "main"]
@@ -135,7 +136,6 @@ def _whisper_folds(teacher: dict, items: Sequence[Item], fit_idx: list[int], lab
                    threads: int | None, progress: bool) -> None:
     """Train one Whisper teacher per fold in ``todo`` on the other folds; fill ``out`` and store each fold."""
     from .protocols import Fold
-    from .runner import _thread_limit
     from .whisper_backend import WhisperBackend
 
     used = sorted(set(fit_idx))
@@ -147,7 +147,7 @@ def _whisper_folds(teacher: dict, items: Sequence[Item], fit_idx: list[int], lab
         train = tuple(local[fit_idx[p]] for p in range(len(fit_idx)) if p not in held)
         test = [local[fit_idx[p]] for p in parts[k]]
         fold = Fold(f"teacher{k}", train, tuple(test), (), tuple(labels))
-        with _thread_limit(threads):
+        with thread_limit(threads):
             model, _ = backend.fit(fold, fold.name)
             proba, classes = backend.predict_proba(model, test)
         from ..models.classical import align_proba
@@ -168,7 +168,6 @@ def _whisper_folds(teacher: dict, items: Sequence[Item], fit_idx: list[int], lab
 
 def main(argv: list[str] | None = None) -> int:
     """Compute one Whisper-teacher fold of ``emovox train --recipe R --out DIR`` (for parallel processes)."""
-    from ..cli._common import default_data_dir
     from .protocols import load_items, validation_protocol
     from .recipe import load_recipe
 

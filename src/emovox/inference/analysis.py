@@ -24,7 +24,7 @@ from .segmentation import SegmentConfig, Segmenter, split_turn
 from .summary import smooth, summarize
 from .vad import FRAME_SAMPLES, FrameVAD, frame_energy_db, is_steady
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["Analysis", "analyze", "predict_turns"]
 
 DEFAULT_CHANNEL_NAMES = ("agent", "customer")
 
@@ -251,7 +251,7 @@ def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels
         seen += block.shape[1]
         for state, y in zip(states, block, strict=True):
             turns = state.feed(np.ascontiguousarray(y, dtype=np.float32), final=last)
-            segments.extend(_predict_turns(predictor, state, turns, file=file, hop=hop))
+            segments.extend(predict_turns(predictor, state, turns, file=file, hop=hop))
             state.trim(seen)
     if not states:
         raise AudioError(f"{file}: audio has zero samples")
@@ -269,8 +269,8 @@ def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels
                     segments=segments, summary=summary, envelope=envelope)
 
 
-def _predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int, int]], *,
-                   file: str, hop: int) -> list[dict]:
+def predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int, int]], *,
+                  file: str, hop: int) -> list[dict]:
     """Segments for the finished turns of one channel (one model batch for all their windows).
 
     The model inputs come from :meth:`Predictor.window_inputs`: slices of one log-mel of the turn

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, describe, load, validate
 from ..errors import ParameterError
-from .analysis import Analysis, _predict_turns  # analysis imports this module only inside analyze()
+from .analysis import Analysis, predict_turns  # analysis imports this module only inside analyze()
 from .segmentation import SegmentConfig, Segmenter
 from .speaker import SpeakerEncoder
 from .summary import smooth, summarize
@@ -370,7 +370,7 @@ def diarize(y: np.ndarray, *, speakers: Speakers = "auto", encoder: SpeakerEncod
 
 
 class _SpeakerTrack:
-    """What :func:`emovox.inference.analysis._predict_turns` reads of a channel: a name and audio."""
+    """What :func:`emovox.inference.analysis.predict_turns` reads of a channel: a name and audio."""
 
     def __init__(self, name: str, y: np.ndarray):
         self.name = name
@@ -411,8 +411,8 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
     segments: list[dict] = []
     for who in d.speakers:
         turns = [(a, b) for a, b, s in d.turns if s == who]
-        track = _SpeakerTrack(who, y)  # duck-types the two members of a channel that _predict_turns reads
-        segments.extend(_predict_turns(predictor, track, turns, file=file, hop=hop))  # type: ignore[arg-type]
+        track = _SpeakerTrack(who, y)  # duck-types the two members of a channel that predict_turns reads
+        segments.extend(predict_turns(predictor, track, turns, file=file, hop=hop))  # type: ignore[arg-type]
     segments.sort(key=lambda s: (s["start"], s["channel"]))
     if smoothing:
         segments = smooth(segments, width=smoothing, labels=predictor.labels,

@@ -20,7 +20,7 @@ from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
 from ..features.whisper.frontend import whisper_logmel
 from ..features.windows import fit_length, seconds_to_frames, trim_silence, windows
-from .model import ModelCard, load_card
+from ..models.directory import ModelCard, load_card
 from .vad import FRAME_SECONDS, is_steady, speech_mask
 
 __all__ = ["Prediction", "Predictor", "NO_SPEECH", "single_thread_blas"]

@@ -70,7 +70,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
     window_seconds, hop_seconds : float
         Training crop and prediction window length; prediction hop.
     augment : dict or None
-        The recipe's ``[augment]`` table (see :mod:`emovox.models.augment`); training items only.
+        The recipe's ``[augment]`` table (see :mod:`emovox.audio.augment`); training items only.
     sampler : {"shuffle", "balanced"}
         ``"balanced"`` draws each epoch with probability inverse to the size of the item's
         ``groups`` value x class (pass ``groups=`` corpus names to :meth:`fit`).
@@ -261,8 +261,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         if (val_y < 0).any():
             raise ParameterError("validation labels must be among the training labels")
 
+        from ..audio.augment import Augmenter
         from .architectures import ModelDims, build_model
-        from .augment import Augmenter
 
         self.dims_ = ModelDims(arch=self.arch, n_mels=self.frontend.n_mels,
                                n_classes=len(self.classes_), **self.arch_params)
@@ -336,7 +336,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         """Write weights.pt, model.onnx (+ model.int8.onnx) and model.json into ``model_dir``."""
         self._check_fitted()
         torch = require("torch", extra="train")
-        from .onnx_export import _jsonable, export_model_dir
+        from .onnx_export import export_model_dir, jsonable
 
         out = Path(model_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -344,7 +344,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         meta = {"dims": self.dims_.to_dict(), "classes": [str(c) for c in self.classes_],
                 "params": self._saved_params(), "temperature": float(self.temperature_),
                 "history": self.history_, "metrics": self.metrics_}
-        ckpt = {"state_dict": self.model_.state_dict(), "meta": json.dumps(meta, default=_jsonable)}
+        ckpt = {"state_dict": self.model_.state_dict(), "meta": json.dumps(meta, default=jsonable)}
         tmp = out / "weights.pt.tmp"
         torch.save(ckpt, tmp)
         os.replace(tmp, out / "weights.pt")

@@ -30,9 +30,11 @@ import numpy as np
 from .._lazy import require
 from .._numeric import sha256_file
 from ..errors import ModelError
+from .directory import is_shipped, load_card
 
 __all__ = ["export_onnx", "quantize_int8", "export_model_dir", "export_model", "sha256", "onnx_session",
-           "onnx_logits", "onnx_clip_logits", "compare", "probe_inputs"]
+           "onnx_logits", "onnx_clip_logits", "compare", "probe_inputs", "jsonable", "check_weights",
+           "load_torch_model"]
 
 OPSET = 17
 #: Largest |onnxruntime - torch| logit difference accepted on export.
@@ -186,12 +188,13 @@ def export_model_dir(est: Any, out: Path, *, name: str, int8: bool = True, extra
         **extra,
     }
     tmp = out / "model.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n")
+    tmp.write_text(json.dumps(meta, indent=2, default=jsonable) + "\n")
     os.replace(tmp, out / "model.json")
     return out
 
 
-def _jsonable(o: Any) -> Any:
+def jsonable(o: Any) -> Any:
+    """``json.dumps`` ``default=``: numpy scalars and arrays, paths and the like as plain JSON values."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -215,7 +218,7 @@ def compare(reference: np.ndarray, other: np.ndarray) -> dict:
             "n": int(len(reference))}
 
 
-def _check_weights(weights: Path, expected: str | None) -> None:
+def check_weights(weights: Path, expected: str | None) -> None:
     """ModelError unless ``weights.pt`` has the SHA-256 that model.json recorded when it was saved.
 
     Export re-creates model.onnx from it and records the new file's hash as trusted, so an
@@ -231,7 +234,7 @@ def _check_weights(weights: Path, expected: str | None) -> None:
                          "it changed after the model was saved: restore it or re-save the model")
 
 
-def _torch_model(src: Path):
+def load_torch_model(src: Path):
     """The torch module of a neural model directory (``weights.pt``)."""
     require("torch", extra="train")
     from .neural import NeuralClassifier
@@ -256,25 +259,21 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
     ModelError, MissingDependencyError
     """
     from ..features.windows import seconds_to_frames
-
-    # A model directory is read by emovox.inference.model (the predict path's reader) -- the one
-    # place its contract lives; imported here, not at the top, as models sit below inference.
-    from ..inference.model import _is_shipped, load_card
     from .tflite_export import (
         TFLITE_FILES,
-        _check_kind,
-        _require_converter,
+        check_kind,
         has_tflite,
         no_tflite_source,
+        require_converter,
         tflite_into,
     )
 
     card = load_card(model_dir)
     src = card.directory
-    if out is None and _is_shipped(src):
+    if out is None and is_shipped(src):
         raise ModelError(f"{src}: a shipped model is not rewritten in place; give an output directory (--out DIR)")
     if tflite:
-        _check_kind(card)
+        check_kind(card)
         if not has_tflite(card) and not (src / "weights.pt").is_file():
             raise no_tflite_source(card)  # before anything is written
     dst = Path(out) if out is not None else src
@@ -291,10 +290,10 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike | None = N
     # TFLite files the directory ships (hash-checked) are copied, so only ONNX needs torch then
     tflite_shipped = tflite and has_tflite(card)
     if weights.is_file() and (onnx or (tflite and not tflite_shipped)):
-        _check_weights(weights, sha.get("weights.pt"))
+        check_weights(weights, sha.get("weights.pt"))
         if tflite and not tflite_shipped:
-            _require_converter()  # say which extra before loading torch
-        torch_model = _torch_model(src)
+            require_converter()  # say which extra before loading torch
+        torch_model = load_torch_model(src)
     if onnx:
         if torch_model is not None:
             diff = export_onnx(torch_model, dst / "model.onnx", n_mels=card.frontend.n_mels, frames=frames)

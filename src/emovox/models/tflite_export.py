@@ -33,9 +33,10 @@ import numpy as np
 
 from .._numeric import sha256_file
 from ..errors import MissingDependencyError, ModelError
+from .directory import load_card
 
 __all__ = ["TFLITE_FILES", "MAX_FLOAT_DIFF", "export_tflite", "tflite_into", "convert", "tflite_logits",
-           "has_tflite", "no_tflite_source"]
+           "has_tflite", "no_tflite_source", "check_kind", "require_converter"]
 
 #: The TFLite files of a model directory: name -> dynamic-range int8 or not.
 TFLITE_FILES = {"model.tflite": False, "model.int8.tflite": True}
@@ -81,22 +82,21 @@ def export_tflite(model_dir: str | os.PathLike) -> dict[str, Path]:
     >>> export_tflite("runs/tiny/model")  # doctest: +SKIP
     {'model.tflite': PosixPath('runs/tiny/model/model.tflite'), 'model.int8.tflite': ...}
     """
-    from ..inference.model import load_card
-    from .onnx_export import _check_weights, _torch_model
+    from .onnx_export import check_weights, load_torch_model
 
     card = load_card(model_dir)
     src = card.directory
-    _check_kind(card)
+    check_kind(card)
     weights = src / "weights.pt"
     if not weights.is_file():
         raise ModelError(f"{weights}: not found; TFLite conversion needs the model's weights.pt")
-    _check_weights(weights, (card.raw.get("sha256") or {}).get("weights.pt"))
-    _require_converter()
+    check_weights(weights, (card.raw.get("sha256") or {}).get("weights.pt"))
+    require_converter()
     _require_interpreter()
     onnx_path = card.onnx_path()
     card.verify(onnx_path)
     x, frames = _probe(card)
-    paths = convert(_torch_model(src), n_mels=card.frontend.n_mels, frames=frames, out=src)
+    paths = convert(load_torch_model(src), n_mels=card.frontend.n_mels, frames=frames, out=src)
     checks = _verify(paths, onnx_path, x)
     _record(src, paths, checks, frames=frames, n_mels=card.frontend.n_mels,
             source="converted from weights.pt with litert-torch")
@@ -123,7 +123,7 @@ def tflite_into(card: Any, dst: Path, *, torch_model: Any = None, x: np.ndarray,
     checks, notes
         ``{name: {max_abs_diff, argmax_agreement, n}}`` and notes for the export report.
     """
-    _check_kind(card)
+    check_kind(card)
     src = card.directory
     notes: list[str] = []
     if has_tflite(card):
@@ -142,7 +142,7 @@ def tflite_into(card: Any, dst: Path, *, torch_model: Any = None, x: np.ndarray,
         return _verify(paths, onnx_path, x), notes
     if torch_model is None:
         raise no_tflite_source(card)
-    _require_converter()
+    require_converter()
     _require_interpreter()
     n_mels, frames = int(x.shape[1]), int(x.shape[2])
     paths = convert(torch_model, n_mels=n_mels, frames=frames, out=dst)
@@ -156,7 +156,7 @@ def convert(model: Any, *, n_mels: int, frames: int, out: str | os.PathLike) -> 
     The input is fixed to one window ``[1, n_mels, frames]``. Each file is written under a
     temporary name and renamed. Needs litert-torch (the ``export`` extra).
     """
-    litert_torch = _require_converter()
+    litert_torch = require_converter()
     import torch
     from litert_torch.generative.quantize import quant_recipes
 
@@ -212,13 +212,15 @@ def no_tflite_source(card: Any) -> ModelError:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _check_kind(card: Any) -> None:
+def check_kind(card: Any) -> None:
+    """ModelError unless ``card`` is a ``logmel_cnn`` directory (the only kind with TFLite files)."""
     if card.kind != "logmel_cnn":
         raise ModelError(f"{card.directory}: TFLite export is for logmel_cnn models (the tiny CRNN), "
                          f"not {card.kind}")
 
 
-def _require_converter() -> Any:
+def require_converter() -> Any:
+    """The litert_torch module, or MissingDependencyError naming the extra to install."""
     try:
         import litert_torch
     except ImportError:

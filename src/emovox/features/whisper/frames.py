@@ -55,7 +55,7 @@ def frozen_frames(paths: Sequence[str], *, encoder: str = "base", layer: int = 2
     paths : list of str
         Audio files (decoded with :func:`emovox.audio.load` at 16 kHz).
     augment, seed : dict and int, optional
-        An :class:`emovox.models.augment.Augmenter` config and the seed of this augmented copy;
+        An :class:`emovox.audio.augment.Augmenter` config and the seed of this augmented copy;
         the copy of a clip is drawn once and cached, so every epoch sees the same copy.
     """
     from ...audio import load
@@ -63,7 +63,7 @@ def frozen_frames(paths: Sequence[str], *, encoder: str = "base", layer: int = 2
     rng = None
     aug = None
     if augment is not None:
-        from ...models.augment import Augmenter
+        from ...audio.augment import Augmenter
 
         aug = Augmenter(augment)
     folder = frames_cache_dir(encoder, layer, None if augment is None else int(seed or 0))

@@ -1,5 +1,9 @@
 """A model directory: ``model.json`` (labels, frontend, windows, calibration), ONNX files, card.
 
+The one reader of the directory contract (see docs/architecture.md): the exporters of this
+package write and re-read directories with it, and :mod:`emovox.inference` opens them with it.
+It imports the frontend configs and nothing heavier (no torch, scikit-learn or pandas).
+
 Loading checks every ONNX file against the SHA-256 recorded in ``model.json``, so a truncated or
 swapped model fails loudly (:class:`~emovox.errors.ModelError`) instead of predicting garbage.
 """
@@ -17,8 +21,8 @@ from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig
 from ..features.whisper.frontend import WhisperFrontendConfig
 
-__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "FRONTENDS", "SHIPPED_MODELS", "default_model_dir",
-           "resolve_model_dir", "load_card", "sha256_file"]
+__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "FRONTENDS", "WINDOWING_MODES", "SHIPPED_MODELS",
+           "default_model_dir", "resolve_model_dir", "is_shipped", "load_card"]
 
 #: What ``model.json`` must hold; the rest is optional.
 REQUIRED_KEYS = ("labels", "frontend", "window_seconds")
@@ -63,7 +67,9 @@ def default_model_dir() -> Path:
     return resolve_model_dir(None)
 
 
-def _is_shipped(directory: Path) -> bool:
+def is_shipped(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is one of the models shipped inside the package (never rewritten in place)."""
+    directory = Path(directory)
     return any(directory.resolve() == (_ASSETS / sub).resolve() for sub in SHIPPED_MODELS.values())
 
 
@@ -126,7 +132,7 @@ class ModelCard:
         """
         expected = (self.raw.get("sha256") or {}).get(path.name)
         if expected is None:
-            if _is_shipped(self.directory):
+            if is_shipped(self.directory):
                 raise ModelError(f"{path}: the shipped model.json records no sha256 for it")
             return
         actual = sha256_file(path)

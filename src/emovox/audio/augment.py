@@ -1,5 +1,9 @@
 """Training-time augmentation (numpy/scipy only), switched and parameterised by a recipe's ``[augment]``.
 
+It sits with audio, below features and models: the Whisper frame cache
+(:mod:`emovox.features.whisper.frames`) draws augmented copies of clips, the neural training loop
+(:mod:`emovox.models.neural`) augments its batches, and evaluation simulates channels with it.
+
 Waveform augmentations (each ``{p = probability, ...}``; omitted or ``false`` = off)::
 
     noise        = { p = 0.5, snr_db = [5, 30], colors = ["white", "pink", "brown"] }
@@ -28,11 +32,12 @@ import numpy as np
 import scipy.signal
 
 from ..errors import ParameterError
+from .io import SAMPLE_RATE
 
 __all__ = ["Augmenter", "WAVE_AUGMENTATIONS", "add_noise", "colored_noise", "gain", "shift",
            "time_stretch", "pitch_shift", "speed", "reverb", "telephone", "spec_augment", "mixup_pair"]
 
-SR = 16000
+SR = SAMPLE_RATE
 
 
 def colored_noise(n: int, *, color: str, rng: np.random.Generator) -> np.ndarray:
