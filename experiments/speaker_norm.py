@@ -11,7 +11,10 @@ speaker-grouped CV chose on every fold of the benchmark), on the cached frozen e
   all of that speaker's clips (training and test speakers alike, labels never used). In a product
   this is a call's or a meeting's own speech turns per speaker; on a single clip it does not apply;
 - ``corpus``: the same with the corpus in place of the speaker (how far a recording set's own
-  statistics carry).
+  statistics carry);
+- ``speaker_neutral4``: the speaker's statistics weighted 4:1 towards their neutral clips (a call
+  that is mostly calm: the corpora's speakers act every emotion equally often, real ones do not);
+- ``speaker_10clips``: the statistics from 10 random clips of the speaker (a short recording).
 
 Prints UA per held-out fold and the mean; appends them to ``runs/exp/speaker_norm.tsv``.
 """
@@ -32,13 +35,19 @@ from emovox.evaluation.protocols import build_protocol
 from emovox.features import extract_many
 
 
-def group_normalise(X: np.ndarray, groups: list[str]) -> np.ndarray:
-    """Each group's rows standardised by that group's own mean and std (unsupervised)."""
+def group_normalise(X: np.ndarray, groups: list[str], *, weights: np.ndarray | None = None,
+                    max_rows: int | None = None, seed: int = 0) -> np.ndarray:
+    """Each group's rows standardised by that group's own (weighted, or subsampled) mean and std."""
+    rng = np.random.default_rng(seed)
     out = np.empty_like(X)
     keys = np.array(groups)
+    w_all = np.ones(len(X)) if weights is None else weights
     for g in np.unique(keys):
-        rows = keys == g
-        mu, sd = X[rows].mean(axis=0), X[rows].std(axis=0)
+        rows = np.flatnonzero(keys == g)
+        ref = rows if max_rows is None or len(rows) <= max_rows else rng.choice(rows, max_rows, replace=False)
+        w = w_all[ref] / w_all[ref].sum()
+        mu = w @ X[ref]
+        sd = np.sqrt(w @ (X[ref] - mu) ** 2)
         out[rows] = (X[rows] - mu) / np.maximum(sd, 1e-6)
     return out
 
@@ -54,7 +63,10 @@ def main() -> None:
     X = extract_many(data.items, set=args.set, progress=False)
     variants = {"global": X,
                 "speaker": group_normalise(X, [it.speaker for it in data.items]),
-                "corpus": group_normalise(X, [it.corpus for it in data.items])}
+                "corpus": group_normalise(X, [it.corpus for it in data.items]),
+                "speaker_neutral4": group_normalise(X, [it.speaker for it in data.items], weights=np.array(
+                    [4.0 if it.label == "neutral" else 1.0 for it in data.items])),
+                "speaker_10clips": group_normalise(X, [it.speaker for it in data.items], max_rows=10)}
     out = Path("runs/exp/speaker_norm.tsv")
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, Z in variants.items():
