@@ -184,3 +184,27 @@ def test_split_channels_columns(toy: str, calls: Path, voice: str):
     files = to_tables(rows, labels=list(TOY_LABELS), channel_names=("agent", "customer"))["files"].to_pandas()
     assert files["channels"].iat[0] == "agent,customer"
     assert files["agent_speech_seconds"].iat[0] > 0 and files["customer_dominant_emotion"].iat[0] in TOY_LABELS
+
+
+@pytest.mark.parametrize("channels, speakers, ship, message", [
+    ("split", 2, False, "--speakers needs --channels mix"),
+    ("mix", 9, False, r"count 1\.\.6"),
+    ("mix", 2, True, "--ship"),
+])
+def test_speakers_option_is_checked_before_spark(channels, speakers, ship, message):
+    """``emovox batch --speakers``: a bad combination fails once, on the driver, not once per file (issue 15)."""
+    from emovox.batch.runner import check_analysis_options
+    from emovox.errors import ParameterError
+
+    assert [check_analysis_options("mix", s) for s in (None, "auto", 2)] == [None, "auto", 2]
+    with pytest.raises(ParameterError, match=message):
+        check_analysis_options(channels, speakers, ship=ship)
+
+
+def test_store_resumes_only_with_the_same_speakers(tmp_path):
+    """``_batch.json`` records ``speakers`` only when set: older folders still resume without it."""
+    store = BatchStore(str(tmp_path / "out"))
+    store.open(SETTINGS)
+    store.open(dict(SETTINGS))
+    with pytest.raises(DataError, match="speakers: None -> 2"):
+        store.open({**SETTINGS, "speakers": 2})

@@ -21,6 +21,7 @@ from emovox.batch.store import BatchStore
 from emovox.testing import make_toy_model
 
 from .conftest import SR, speak
+from .test_diarization import two_voices  # noqa: F401  (a fixture: two espeak voices in turns, mono)
 
 pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.slow,
@@ -204,6 +205,35 @@ def test_cli_batch_json_and_errors(spark, corpus, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "none"), "--out", str(out), "--model", corpus["model"]]) == 3
     assert main(["batch", str(corpus["root"]), "--out", str(out), "--model", str(tmp_path)]) != 0
+
+
+def test_cli_batch_speakers_label_the_channel(spark, corpus, two_voices, tmp_path, capsys):  # noqa: F811
+    """``emovox batch --speakers 2``: the executors diarize a mono call through the one inference core, so
+    the segment rows carry the speaker in ``channel``, as ``emovox analyze --speakers 2`` does (issue 15)."""
+    from emovox.cli import main
+    from emovox.inference import Predictor, analyze
+
+    path, _ = two_voices
+    out = tmp_path / "o"
+    assert main(["batch", str(path), "--out", str(out), "--model", corpus["model"], "--speakers", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] == 1
+    done, _, segments = _check_exactly_once(out, [str(path)])
+    local = analyze(str(path), predictor=Predictor.load(corpus["model"]), speakers=2)
+    assert {s["channel"] for s in local.segments} == {"speaker 1", "speaker 2"}
+    mine = segments.sort_values(["start", "channel"])
+    theirs = sorted(local.segments, key=lambda s: (s["start"], s["channel"]))
+    assert list(zip(mine["channel"], mine["start"], mine["end"], mine["emotion"], strict=True)) == \
+        [(s["channel"], s["start"], s["end"], s["emotion"]) for s in theirs]
+    assert done["channels"].iat[0] == "speaker 1,speaker 2"
+    assert done["anger_peak_channel"].dropna().isin(["speaker 1", "speaker 2"]).all()
+    # the folder resumes only with the same --speakers; a split call has its speakers already
+    assert main(["batch", str(path), "--out", str(out), "--model", corpus["model"]]) == 3
+    assert "speakers: 2 -> None" in capsys.readouterr().err
+    assert main(["batch", str(path), "--out", str(tmp_path / "p"), "--model", corpus["model"], "--speakers", "2",
+                 "--channels", "split"]) == 2
+    assert "--speakers needs --channels mix" in capsys.readouterr().err
+    assert main(["batch", str(path), "--out", str(tmp_path / "p"), "--model", corpus["model"],
+                 "--speakers", "9"]) == 2
 
 
 def test_features_spark_matches_local(spark, corpus, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 from ..errors import EmovoxError
 from .inputs import parse_timestamp
@@ -63,11 +64,12 @@ def get_predictor(model_dir: str | None, int8: bool = False):
     return _PREDICTORS[key]
 
 
-def _analyze_one(source, name: str, predictor, channels: str) -> tuple[bool, str, str]:
+def _analyze_one(source, name: str, predictor, channels: str,
+                 speakers: int | Literal["auto"] | None = None) -> tuple[bool, str, str]:
     from ..inference import analyze
 
     try:
-        a = analyze(source, predictor=predictor, channels=channels, name=name)
+        a = analyze(source, predictor=predictor, channels=channels, name=name, speakers=speakers)
     except EmovoxError as exc:
         return False, str(exc), ""
     except Exception as exc:  # a library failing on odd input: record it, keep the partition going
@@ -78,11 +80,12 @@ def _analyze_one(source, name: str, predictor, channels: str) -> tuple[bool, str
 
 
 def analyze_partition(batches: Iterator, *, model_dir: str | None, int8: bool = False,
-                      channels: str = "mix") -> Iterator:
+                      channels: str = "mix", speakers: int | Literal["auto"] | None = None) -> Iterator:
     """``mapInPandas`` function: columns ``file[, content]`` -> :data:`ANALYSIS_SCHEMA`.
 
     With a ``content`` column (Spark's ``binaryFile`` source) the bytes are analysed, else the
-    local path ``file`` is streamed from disk.
+    local path ``file`` is streamed from disk. ``channels`` and ``speakers`` are
+    :func:`emovox.inference.analyze`'s.
     """
     import pandas as pd
 
@@ -94,19 +97,21 @@ def analyze_partition(batches: Iterator, *, model_dir: str | None, int8: bool = 
             file = file_key(pdf["file"].iat[i])
             t0 = time.perf_counter()
             source = bytes(pdf["content"].iat[i]) if has_content else file
-            ok, error, result = _analyze_one(source, file, predictor, channels)
+            ok, error, result = _analyze_one(source, file, predictor, channels, speakers)
             rows.append({"file": file, "ok": ok, "error": error, "result": result,
                          "seconds": time.perf_counter() - t0})
         yield pd.DataFrame(rows, columns=["file", "ok", "error", "result", "seconds"])
 
 
 def analyze_arrow(batches: Iterator, *, model_dir: str | None, int8: bool = False,
-                  channels: str = "mix") -> Iterator:
+                  channels: str = "mix", speakers: int | Literal["auto"] | None = None) -> Iterator:
     """``mapInArrow`` function: columns ``file, timestamp[, content][, error]`` -> :data:`ANALYZED_SCHEMA`.
 
     ``content`` (Spark's ``binaryFile`` bytes) is analysed when the column is there, else the local
     path ``file`` is streamed from disk; a row with ``error`` set (e.g. the file vanished before it
     was read) is passed through as an error. A missing ``timestamp`` is parsed from the file name.
+    ``channels`` and ``speakers`` are :func:`emovox.inference.analyze`'s: with ``speakers``, each
+    segment's ``channel`` is its speaker (``speaker 1``, ...), as from ``emovox analyze --speakers``.
     """
     import pyarrow as pa
 
@@ -131,7 +136,7 @@ def analyze_arrow(batches: Iterator, *, model_dir: str | None, int8: bool = Fals
                 if source is None:
                     ok, error, result = False, f"{file}: no such file (or it could not be read)", ""
                 else:
-                    ok, error, result = _analyze_one(source, file, predictor, channels)
+                    ok, error, result = _analyze_one(source, file, predictor, channels, speakers)
             rows.append({"file": file, "ok": ok, "error": error, "result": result,
                          "seconds": time.perf_counter() - t0, "timestamp": stamp})
         yield pa.RecordBatch.from_pylist(rows, schema=schema)

@@ -26,7 +26,8 @@ from .jobs import ANALYZED_SCHEMA, analyze_arrow, table_arrow, table_ddl
 from .spark import ship_to_cluster, spark_session
 from .store import TABLES, BatchStore, new_batch_id
 
-__all__ = ["run_batch", "BatchResult", "write_batch", "key_column", "done_frame", "DEFAULT_FILES_PER_PART"]
+__all__ = ["run_batch", "BatchResult", "write_batch", "key_column", "done_frame", "settings", "check_analysis_options",
+           "DEFAULT_FILES_PER_PART"]
 
 #: Inputs per batch (one Spark plan, one publish) when ``files_per_part`` is not given.
 DEFAULT_FILES_PER_PART = 10_000
@@ -156,6 +157,7 @@ def run_batch(
     master: str | None = None,
     partitions: int | None = None,
     channels: Literal["mix", "split"] = "mix",
+    speakers: int | Literal["auto"] | None = None,
     model: str | os.PathLike | None = None,
     int8: bool = False,
     files_per_part: int | None = None,
@@ -174,6 +176,11 @@ def run_batch(
     partitions : int, optional
         Spark tasks per batch (default: one per 32 inputs, at least two per core).
     channels : {"mix", "split"}
+    speakers : int, "auto" or None
+        Tell the voices of mono recordings apart (``channels="mix"`` only), as
+        ``emovox analyze --speakers`` does: each segment row's ``channel`` is its speaker
+        (``speaker 1``, ``speaker 2``, ... in order of first appearance) and the ``files`` row's
+        ``channels`` lists them. Each file is decoded whole.
     model : model directory (default: the shipped model)
     files_per_part : int, optional
         Inputs per batch, i.e. per Spark plan and publish (default 10 000); a crash loses at most
@@ -192,8 +199,7 @@ def run_batch(
     from ..inference import Predictor
     from ..inference.analysis import DEFAULT_CHANNEL_NAMES
 
-    if channels not in ("mix", "split"):
-        raise ParameterError(f"--channels must be 'mix' or 'split', got {channels!r}")
+    speakers = check_analysis_options(channels, speakers, ship=ship)
     if read not in ("auto", "path", "bytes"):
         raise ParameterError(f"read must be 'auto', 'path' or 'bytes', got {read!r}")
     for name, value in (("--partitions", partitions), ("--files-per-part", files_per_part)):
@@ -205,7 +211,7 @@ def run_batch(
     predictor = Predictor.load(model_dir, int8=int8)  # a bad model fails here, before Spark starts
     labels = list(predictor.labels)
     store = BatchStore(out)
-    store.open(settings(predictor, channels=channels, int8=int8))
+    store.open(settings(predictor, channels=channels, int8=int8, speakers=speakers))
     t0 = time.perf_counter()
     spark = spark or spark_session(master)
     startup = time.perf_counter() - t0
@@ -220,7 +226,7 @@ def run_batch(
     size = files_per_part or DEFAULT_FILES_PER_PART
     rounds = max(1, math.ceil(pending / size)) if pending else 0
     parallelism = spark.sparkContext.defaultParallelism
-    analyze = partial(analyze_arrow, model_dir=exec_model, int8=int8, channels=channels)
+    analyze = partial(analyze_arrow, model_dir=exec_model, int8=int8, channels=channels, speakers=speakers)
     names = DEFAULT_CHANNEL_NAMES if channels == "split" else ()
     from pyspark.sql import functions as F
 
@@ -238,9 +244,31 @@ def run_batch(
     return result
 
 
-def settings(predictor, *, channels: str, int8: bool) -> dict:
-    """What ``_batch.json`` records (a run with another model or ``channels`` may not resume it)."""
+def check_analysis_options(channels: str, speakers: object, *, ship: bool = False) -> int | Literal["auto"] | None:
+    """``channels`` and ``speakers`` checked before Spark starts (not once per file on the executors)."""
+    if channels not in ("mix", "split"):
+        raise ParameterError(f"--channels must be 'mix' or 'split', got {channels!r}")
+    if speakers is None:
+        return None
+    from ..inference.diarization import check_speakers
+
+    if channels != "mix":
+        raise ParameterError("--speakers needs --channels mix: a split call already has one speaker per channel")
+    if ship:  # the speaker encoder is read from the installed package's assets, which a --py-files zip is not
+        raise ParameterError("--speakers does not work with --ship yet: install emovox on the executors "
+                             "(PYSPARK_PYTHON naming a Python with emovox[spark]) instead")
+    return check_speakers(speakers)
+
+
+def settings(predictor, *, channels: str, int8: bool, speakers: int | Literal["auto"] | None = None) -> dict:
+    """What ``_batch.json`` records (a run with another model, ``channels`` or ``speakers`` may not resume it).
+
+    ``speakers`` is recorded only when set, so the folders of earlier runs still resume.
+    """
     card = predictor.card
     sha = str((card.raw.get("sha256") or {}).get("model.onnx", ""))[:12]
-    return {"model": f"{card.name} v{card.version} {sha}", "channels": channels, "labels": list(predictor.labels),
-            "int8": int8}
+    out = {"model": f"{card.name} v{card.version} {sha}", "channels": channels, "labels": list(predictor.labels),
+           "int8": int8}
+    if speakers is not None:
+        out["speakers"] = speakers
+    return out

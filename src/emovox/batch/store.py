@@ -87,7 +87,7 @@ class BatchStore:
         Raises
         ------
         DataError
-            OUT holds a run made with other settings (model, channels), or one written by an
+            OUT holds a run made with other settings (model, channels, speakers), or one written by an
             emovox older than this layout: resuming would mix them.
         """
         pafs = require("pyarrow.fs", extra="spark")
@@ -99,7 +99,7 @@ class BatchStore:
                                 f"{table}/); use another --out folder")
         meta = self.path("_batch.json")
         old = self._read_json(meta)
-        keys = ("model", "channels")
+        keys = ("model", "channels", "speakers")  # "speakers" absent (None) unless a run set it
         if old is not None and any(old.get(k) != settings.get(k) for k in keys):
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in keys if old.get(k) != settings.get(k))
             raise DataError(f"{self.root} holds a batch run with other settings ({diff}); "

@@ -17,11 +17,12 @@ import json
 import os
 import uuid
 from functools import partial
+from typing import Literal
 
 from ..errors import ParameterError
 from .inputs import AUDIO_GLOB, check_out, is_remote
 from .jobs import analyze_arrow
-from .runner import done_frame, key_column, settings, write_batch
+from .runner import check_analysis_options, done_frame, key_column, settings, write_batch
 from .spark import ship_to_cluster, spark_session
 from .store import BatchStore
 
@@ -44,18 +45,21 @@ def _watcher_id(store: BatchStore, checkpoint: str) -> str:
 
 
 def watch_folder(folder: str | os.PathLike, out: str | os.PathLike, *, master: str | None = None,
-                 channels: str = "mix", model: str | os.PathLike | None = None, int8: bool = False,
+                 channels: str = "mix", speakers: int | Literal["auto"] | None = None,
+                 model: str | os.PathLike | None = None, int8: bool = False,
                  trigger_seconds: float = 10.0, checkpoint: str | os.PathLike | None = None,
                  max_files_per_trigger: int | None = None, once: bool = False, ship: bool = False,
                  spark=None) -> dict:
     """Analyse the audio files that land in ``folder`` into the batch tables under ``out``.
 
     Runs until stopped (Ctrl-C, SIGTERM) or, with ``once=True``, until what ``folder`` holds now
-    is done. Returns counters ``{"batches", "ok", "errors"}`` of this process.
+    is done. Returns counters ``{"batches", "ok", "errors"}`` of this process. ``channels`` and
+    ``speakers`` are those of :func:`emovox.batch.runner.run_batch`.
     """
     from ..inference import Predictor
     from ..inference.analysis import DEFAULT_CHANNEL_NAMES
 
+    speakers = check_analysis_options(channels, speakers, ship=ship)
     if trigger_seconds <= 0:
         raise ParameterError(f"--trigger must be > 0 seconds, got {trigger_seconds}")
     folder = os.fspath(folder)
@@ -66,12 +70,12 @@ def watch_folder(folder: str | os.PathLike, out: str | os.PathLike, *, master: s
     predictor = Predictor.load(model_dir, int8=int8)
     labels = list(predictor.labels)
     store = BatchStore(out)
-    store.open(settings(predictor, channels=channels, int8=int8))
+    store.open(settings(predictor, channels=channels, int8=int8, speakers=speakers))
     ckpt = os.fspath(checkpoint) if checkpoint is not None else store.url("_checkpoint")
     wid = _watcher_id(store, ckpt)
     spark = spark or spark_session(master)
     exec_model = ship_to_cluster(spark, model_dir) if ship else model_dir
-    analyze = partial(analyze_arrow, model_dir=exec_model, int8=int8, channels=channels)
+    analyze = partial(analyze_arrow, model_dir=exec_model, int8=int8, channels=channels, speakers=speakers)
     names = DEFAULT_CHANNEL_NAMES if channels == "split" else ()
     counts = {"batches": 0, "ok": 0, "errors": 0}
     remote = is_remote(folder)

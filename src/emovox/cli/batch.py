@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="inputs per batch, i.e. per Spark plan and publish (default 10000)")
     p.add_argument("--channels", choices=("mix", "split"), default="mix",
                    help="split: analyse each channel of stereo calls apart (agent left, customer right)")
+    p.add_argument("--speakers", metavar="N|auto",
+                   help="tell the voices of mono recordings apart: a count (2) or auto (1-4); each segment's "
+                        "channel becomes speaker 1, speaker 2, ... (as emovox analyze --speakers)")
     p.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     p.add_argument("--int8", action="store_true", help="use the int8 model (model.int8.onnx)")
     p.add_argument("--read", choices=("auto", "path", "bytes"), default="auto",
@@ -46,14 +49,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .analyze import parse_speakers
+
+    speakers = parse_speakers(args.speakers)
     if args.watch is not None:
         if args.input is not None:
             raise ParameterError("give either INPUT or --watch DIR, not both")
         from ..batch.watch import watch_folder
 
-        counts = watch_folder(args.watch, args.out, master=args.master, channels=args.channels, model=args.model,
-                           int8=args.int8, trigger_seconds=args.trigger, checkpoint=args.checkpoint,
-                           max_files_per_trigger=args.max_files_per_trigger, once=args.once, ship=args.ship)
+        counts = watch_folder(args.watch, args.out, master=args.master, channels=args.channels, speakers=speakers,
+                              model=args.model, int8=args.int8, trigger_seconds=args.trigger,
+                              checkpoint=args.checkpoint, max_files_per_trigger=args.max_files_per_trigger,
+                              once=args.once, ship=args.ship)
         print(json.dumps(counts, indent=2) if args.json else
               f"{args.out}: {counts['batches']} micro-batch(es), {counts['ok']} analysed, {counts['errors']} errors")
         return 0
@@ -62,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.runner import run_batch
 
     res = run_batch(args.input, args.out, master=args.master, partitions=args.partitions, channels=args.channels,
-                    model=args.model, int8=args.int8, files_per_part=args.files_per_part, read=args.read,
-                    ship=args.ship)
+                    speakers=speakers, model=args.model, int8=args.int8, files_per_part=args.files_per_part,
+                    read=args.read, ship=args.ship)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
         return 0
