@@ -10,7 +10,8 @@
 # 1. a local base image like python:3.11-slim from Debian packages (debootstrap, Debian's
 #    Python 3.11 and pip, pip allowed to install system-wide as in the official image), imported
 #    as localhost/emovox-base:bookworm (skipped when it exists; REBASE=1 to remake it);
-# 2. podman build --isolation chroot --build-arg BASE=localhost/emovox-base:bookworm .
+# 2. podman build --isolation chroot --format docker --build-arg BASE=localhost/emovox-base:bookworm .
+#    (docker format: the OCI format drops the Dockerfile's HEALTHCHECK);
 #    pip inside the build reaches PyPI itself; the host's CA bundle is bind-mounted over the
 #    image's for the build only (a TLS-inspecting egress proxy), so it does not end up in the image;
 # 3. buildah run --isolation chroot: emovox serve, then GET /v1/health and POST /v1/predict.
@@ -50,7 +51,7 @@ fi
 start=$(date +%s)
 ca=()
 [ -f "$HOST_CA" ] && ca=(--volume "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro")
-podman build --isolation chroot "${ca[@]}" --build-arg BASE="$BASE" -t "$IMAGE" .
+podman build --isolation chroot --format docker "${ca[@]}" --build-arg BASE="$BASE" -t "$IMAGE" .
 echo "build took $(( $(date +%s) - start )) s"
 podman image inspect "$IMAGE" --format 'image size: {{.Size}} bytes'
 podman images "$IMAGE"
