@@ -237,21 +237,52 @@ def test_cli_batch_speakers_label_the_channel(spark, corpus, two_voices, tmp_pat
 
 
 def test_features_spark_matches_local(spark, corpus, tmp_path):
+    """The executors write a Parquet dataset directory equal to the local engine's table (unreadable file left out)."""
+    import pyarrow.parquet as pq
+
     from emovox.batch.features import extract_features_spark
     from emovox.corpora import Item
     from emovox.features import extract_batch
+    from emovox.features.table import write_feature_table
 
     paths = corpus["files"][:6] + [str(corpus["root"] / "corrupt_a.wav")]
     items = [Item(p, "neutral", f"s:{k}", "test") for k, p in enumerate(paths)]
-    res = extract_features_spark(items, set="logmel_stats", out=tmp_path / "f.parquet", cache_dir=False, spark=spark)
-    assert res["rows"] == 6 and len(res["errors"]) == 1
-    table = pd.read_parquet(tmp_path / "f.parquet")
-    local = extract_batch(paths[:6], set="logmel_stats", cache_dir=False, progress=False)
-    assert list(table.columns) == ["path", "label", "speaker", "corpus", "gender", *local.names]
-    np.testing.assert_allclose(table[local.names].to_numpy(), local.X, rtol=1e-6)
-    import pyarrow.parquet as pq
+    out = tmp_path / "f.parquet"
+    res = extract_features_spark(items, set="logmel_stats", out=out, cache_dir=False, partitions=3, spark=spark)
+    assert res["rows"] == 6 and [p for p, _ in res["errors"]] == [paths[6]]
+    assert out.is_dir() and list(out.glob("part-*.parquet"))
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "f.parquet"], "no temporary sibling left"
+    table = pd.read_parquet(out).sort_values("path", ignore_index=True)
+    local_res = extract_batch(paths, set="logmel_stats", cache_dir=False, progress=False, on_error="skip")
+    assert [p for p, _ in local_res.errors] == [paths[6]]
+    keep = list(range(6))
+    meta = pd.DataFrame({"path": paths[:6], "label": "neutral", "speaker": [f"s:{k}" for k in keep],
+                         "corpus": "test", "gender": [items[k].gender for k in keep]})
+    write_feature_table(meta, pd.DataFrame(local_res.X[keep], columns=local_res.names), tmp_path / "l.parquet",
+                        set="logmel_stats")
+    local = pd.read_parquet(tmp_path / "l.parquet").sort_values("path", ignore_index=True)
+    assert list(table.columns) == list(local.columns) == ["path", "label", "speaker", "corpus", "gender",
+                                                           *local_res.names]
+    assert (table.dtypes[local_res.names] == np.float64).all()
+    pd.testing.assert_frame_equal(table, local, check_exact=False, rtol=1e-6, atol=1e-6)
+    def types(schema) -> list:  # pandas 3 strings are Arrow large_string, Spark's Parquet strings read as string
+        return [(f.name, "string" if str(f.type) == "large_string" else str(f.type)) for f in schema]
 
-    assert b"emovox.features" in pq.read_schema(tmp_path / "f.parquet").metadata
+    local_types = types(pq.read_table(tmp_path / "l.parquet").schema)
+    assert types(pq.read_table(out).schema) == local_types  # gender: all None, Arrow null on both
+    assert types(pq.read_schema(out / "_common_metadata")) == local_types
+    assert b"emovox.features" in pq.read_schema(out / "_common_metadata").metadata
+    # a re-run replaces the dataset whole; a failing one (strict, unreadable file) leaves it as it was
+    res = extract_features_spark(items[:2], set="logmel_stats", out=out, cache_dir=False, spark=spark)
+    assert res["rows"] == 2 and len(pd.read_parquet(out)) == 2
+    from emovox.errors import AudioError, DataError
+
+    with pytest.raises(AudioError):
+        extract_features_spark(items, set="logmel_stats", out=out, cache_dir=False, strict=True, spark=spark)
+    with pytest.raises(DataError):
+        extract_features_spark(items[6:], set="logmel_stats", out=out, cache_dir=False, spark=spark)
+    assert len(pd.read_parquet(out)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.parquet", "l.parquet"], "nothing half-written"
 
 
 def test_features_cli_engine_spark(spark, corpus, tmp_path):
@@ -260,7 +291,9 @@ def test_features_cli_engine_spark(spark, corpus, tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,label,speaker\n" + "".join(f"{p},angry,s{k}\n" for k, p in enumerate(corpus["files"][:3])))
     common = ["features", "--manifest", str(manifest), "--set", "logmel_stats", "--no-cache"]
-    assert main([*common, "--out", str(tmp_path / "s.parquet"), "--engine", "spark", "--partitions", "2"]) == 0
+    for _ in range(2):  # the second run replaces the dataset directory
+        assert main([*common, "--out", str(tmp_path / "s.parquet"), "--engine", "spark", "--partitions", "2"]) == 0
     assert main([*common, "--out", str(tmp_path / "l.parquet")]) == 0
-    on_spark, local = pd.read_parquet(tmp_path / "s.parquet"), pd.read_parquet(tmp_path / "l.parquet")
+    on_spark = pd.read_parquet(tmp_path / "s.parquet").sort_values("path", ignore_index=True)
+    local = pd.read_parquet(tmp_path / "l.parquet").sort_values("path", ignore_index=True)
     pd.testing.assert_frame_equal(on_spark, local, check_exact=False, rtol=1e-6)

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", default="handcrafted",
                    help="feature set, or several joined by '+' (default: handcrafted); "
                         "see emovox.features.FEATURE_SETS")
-    p.add_argument("--out", required=True, help="the Parquet file to write")
+    p.add_argument("--out", required=True,
+                   help="the Parquet file to write (with --engine spark: a Parquet dataset directory)")
     p.add_argument("--cache", help="feature cache folder (default: $EMOVOX_CACHE/features or ~/.cache/emovox/features)")
     p.add_argument("--no-cache", action="store_true", help="compute everything, store nothing")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".parquet":
         raise ParameterError(f"--out must name a .parquet file, got {args.out!r}")
-    if out.exists() and out.is_dir():
+    if out.exists() and out.is_dir() and args.engine != "spark":  # Spark writes (and replaces) a dataset directory
         raise ParameterError(f"--out {args.out!r} is a directory")
     feature_names(args.set)  # unknown set: fail before any work
     pd = require("pandas", extra="train")
