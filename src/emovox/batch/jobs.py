@@ -19,7 +19,7 @@ from ..errors import EmovoxError
 from .inputs import parse_timestamp
 
 __all__ = ["ANALYSIS_SCHEMA", "ANALYZED_SCHEMA", "analyze_partition", "analyze_arrow", "table_arrow",
-           "table_ddl", "features_partition", "get_predictor", "to_tables", "file_key", "SHIPPED_MODEL"]
+           "table_ddl", "get_predictor", "to_tables", "file_key", "SHIPPED_MODEL"]
 
 #: Output schema of :func:`analyze_partition` (one row per input file).
 ANALYSIS_SCHEMA = "file string, ok boolean, error string, result string, seconds double"
@@ -171,25 +171,6 @@ def table_ddl(table: str, *, labels: list[str], channel_names: tuple[str, ...] =
         kind = "map<string,double>" if pa.types.is_map(field.type) else names[field.type]
         cols.append(f"`{field.name}` {kind}")
     return ", ".join([*cols, "`batch` string", "`date` string"])
-
-
-def features_partition(batches: Iterator, *, set: str, cache_dir) -> Iterator:
-    """``mapInPandas`` function: column ``path`` -> ``path, ok, error, features`` (array<double>)."""
-    import numpy as np
-    import pandas as pd
-
-    from ..features import extract_batch
-
-    for pdf in batches:
-        paths = [str(p) for p in pdf["path"]]
-        res = extract_batch(paths, set=set, cache_dir=cache_dir, progress=False, on_error="skip")
-        errors = dict(res.errors)
-        yield pd.DataFrame({
-            "path": paths,
-            "ok": [p not in errors for p in paths],
-            "error": [errors.get(p, "") for p in paths],
-            "features": [row.astype(np.float64) for row in res.X],
-        })
 
 
 def _peak(summary: dict, key: str) -> tuple[float | None, float | None, str | None]:
