@@ -14,7 +14,14 @@ speaker-grouped CV chose on every fold of the benchmark), on the cached frozen e
   statistics carry);
 - ``speaker_neutral4``: the speaker's statistics weighted 4:1 towards their neutral clips (a call
   that is mostly calm: the corpora's speakers act every emotion equally often, real ones do not);
-- ``speaker_10clips``: the statistics from 10 random clips of the speaker (a short recording).
+- ``speaker_angry4``: weighted 4:1 towards the speaker's angry clips (a speaker angry most of the
+  time: the failure mode of the method, which pulls such a speaker towards the middle);
+- ``speaker_10clips``: the statistics from 10 random clips of the speaker (a short recording);
+- ``test_neutral4`` / ``test_angry4``: training speakers normalised by all their clips, test
+  speakers by the skewed statistics above (a model trained once on the balanced corpora, then
+  used on a calm, or an angry, speaker: the deployment case).
+
+``--variants`` picks some of them (default: all).
 
 Prints UA per held-out fold and the mean; appends them to ``runs/exp/speaker_norm.tsv``.
 """
@@ -58,6 +65,8 @@ def main() -> None:
     ap.add_argument("--set", default="whisper_base_l3")
     ap.add_argument("--C", type=float, default=0.01)
     ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--variants", nargs="*", help="global, speaker, corpus, speaker_neutral4, speaker_angry4, "
+                                                  "speaker_10clips, test_neutral4, test_angry4 (default: all)")
     args = ap.parse_args()
     data = build_protocol(args.protocol, args.data)
     X = extract_many(data.items, set=args.set, progress=False)
@@ -66,17 +75,25 @@ def main() -> None:
                 "corpus": group_normalise(X, [it.corpus for it in data.items]),
                 "speaker_neutral4": group_normalise(X, [it.speaker for it in data.items], weights=np.array(
                     [4.0 if it.label == "neutral" else 1.0 for it in data.items])),
+                "speaker_angry4": group_normalise(X, [it.speaker for it in data.items], weights=np.array(
+                    [4.0 if it.label == "angry" else 1.0 for it in data.items])),
                 "speaker_10clips": group_normalise(X, [it.speaker for it in data.items], max_rows=10)}
+    # (train matrix, test matrix): the skewed statistics on the test speakers only
+    pairs = {name: (Z, Z) for name, Z in variants.items()}
+    pairs["test_neutral4"] = (variants["speaker"], variants["speaker_neutral4"])
+    pairs["test_angry4"] = (variants["speaker"], variants["speaker_angry4"])
+    if args.variants:
+        pairs = {k: v for k, v in pairs.items() if k in args.variants}
     out = Path("runs/exp/speaker_norm.tsv")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for name, Z in variants.items():
+    for name, (Z_train, Z_test) in pairs.items():
         scores = []
         for fold in data.folds:
             t0 = time.time()
             train, test = list(fold.train), list(fold.test)
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=3000))
-            clf.fit(Z[train], [data.items[i].label for i in train])
-            ua = balanced_accuracy_score([data.items[i].label for i in test], clf.predict(Z[test]))
+            clf.fit(Z_train[train], [data.items[i].label for i in train])
+            ua = balanced_accuracy_score([data.items[i].label for i in test], clf.predict(Z_test[test]))
             scores.append(ua)
             print(f"{name:8s} {fold.name:18s} UA {100 * ua:5.1f}  ({time.time() - t0:.0f} s)", flush=True)
         print(f"{name:8s} mean UA {100 * np.mean(scores):.1f}", flush=True)
