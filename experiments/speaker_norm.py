@@ -3,12 +3,13 @@ statistics close the cross-corpus gap of the frozen Whisper probe?
 
     python experiments/speaker_norm.py --protocol 3 --set whisper_base_l3 --C 0.01
 
-Three variants of the same logistic regression (StandardScaler, fixed C: the value the inner
+Variants of the same logistic regression (StandardScaler, fixed C: the value the inner
 speaker-grouped CV chose on every fold of the benchmark), on the cached frozen embeddings:
 
 - ``global``: the benchmark's recipe (``whisper_base_l3_logreg``) with C fixed;
 - ``speaker``: every clip's vector minus its speaker's mean, divided by its speaker's std, over
-  all of that speaker's clips (training and test speakers alike, labels never used). In a product
+  all of that speaker's clips (:func:`emovox.features.normalise.standardise_by_group`; the recipe
+  ``whisper_base_l3_logreg_spknorm`` runs it through ``emovox benchmark`` with C tuned by inner CV) (training and test speakers alike, labels never used). In a product
   this is a call's or a meeting's own speech turns per speaker; on a single clip it does not apply;
 - ``corpus``: the same with the corpus in place of the speaker (how far a recording set's own
   statistics carry);
@@ -40,23 +41,21 @@ from sklearn.preprocessing import StandardScaler
 
 from emovox.evaluation.protocols import build_protocol
 from emovox.features import extract_many
+from emovox.features.normalise import standardise_by_group
 
 
 def group_normalise(X: np.ndarray, groups: list[str], *, weights: np.ndarray | None = None,
                     max_rows: int | None = None, seed: int = 0) -> np.ndarray:
-    """Each group's rows standardised by that group's own (weighted, or subsampled) mean and std."""
-    rng = np.random.default_rng(seed)
-    out = np.empty_like(X)
-    keys = np.array(groups)
-    w_all = np.ones(len(X)) if weights is None else weights
-    for g in np.unique(keys):
-        rows = np.flatnonzero(keys == g)
-        ref = rows if max_rows is None or len(rows) <= max_rows else rng.choice(rows, max_rows, replace=False)
-        w = w_all[ref] / w_all[ref].sum()
-        mu = w @ X[ref]
-        sd = np.sqrt(w @ (X[ref] - mu) ** 2)
-        out[rows] = (X[rows] - mu) / np.maximum(sd, 1e-6)
-    return out
+    """:func:`standardise_by_group`, the statistics from at most ``max_rows`` random rows per group."""
+    w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=float).copy()
+    if max_rows is not None:
+        rng = np.random.default_rng(seed)
+        keys = np.array(groups)
+        for g in np.unique(keys):
+            rows = np.flatnonzero(keys == g)
+            if len(rows) > max_rows:
+                w[rng.permutation(rows)[max_rows:]] = 0.0  # left out of the statistics, still standardised
+    return standardise_by_group(X, groups, weights=w)
 
 
 def main() -> None:

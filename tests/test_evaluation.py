@@ -275,3 +275,28 @@ def test_report_is_self_contained(tmp_path):
     assert not re.search(r'src="(?!data:)', text) and "<link" not in text  # nothing to fetch
     assert json.loads((tmp_path / "run" / "run.json").read_text())["seed"] == 3
     assert "numpy" in json.loads((tmp_path / "run" / "run.json").read_text())["versions"]
+
+
+def test_speaker_normalisation_is_per_group_and_optional_in_recipes():
+    from emovox.evaluation.runner import recipe_hash
+    from emovox.features.normalise import standardise_by_group
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(5, 2, (6, 3)), rng.normal(-3, 0.5, (4, 3))])
+    groups = ["a"] * 6 + ["b"] * 4
+    Z = standardise_by_group(X, groups)
+    for g, rows in (("a", slice(0, 6)), ("b", slice(6, 10))):
+        assert np.allclose(Z[rows].mean(axis=0), 0) and np.allclose(Z[rows].std(axis=0), 1), g
+    # weights: a zero leaves a row out of its group's statistics but still standardises it
+    w = np.array([1, 1, 1, 1, 1, 0, 1, 1, 1, 1], dtype=float)
+    Zw = standardise_by_group(X, groups, weights=w)
+    assert np.allclose(Zw[:5].mean(axis=0), 0) and np.isfinite(Zw[5]).all()
+    with pytest.raises(ParameterError, match="one group per row"):
+        standardise_by_group(X, groups[:3])
+    base = {"name": "t", "model": {"arch": "logreg"}, "features": {"set": "whisper_base_l3"}}
+    plain = validate_recipe(base)
+    assert "normalise" not in plain["features"]  # recipes without it keep their hash
+    spk = validate_recipe({**base, "features": {"set": "whisper_base_l3", "normalise": "speaker"}})
+    assert recipe_hash(spk) != recipe_hash(plain)
+    with pytest.raises(ParameterError, match="normalise must be one of"):
+        validate_recipe({**base, "features": {"set": "whisper_base_l3", "normalise": "corpus"}})

@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
 # Sections whose keys are checked strictly; [train] and [augment] belong to the neural
 # trainer, which may grow keys of its own, so only the known ones are type-checked there.
 _STRICT = ("data", "model", "features", "search")
+# Optional keys, absent from DEFAULTS so that recipes without them keep their hash.
+# [features] normalise = "speaker": each speaker's vectors standardised by that speaker's own
+# statistics (emovox.features.normalise) before the model; needs several clips per speaker.
+_OPTIONAL: dict[str, dict[str, tuple[str, ...]]] = {"features": {"normalise": ("speaker",)}}
 _TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("data", "corpora"): (list,), ("data", "view"): (str,),
     ("model", "kind"): (str,), ("model", "arch"): (str,), ("model", "params"): (dict,),
@@ -131,9 +135,15 @@ def validate_recipe(raw: dict, *, source: str = "recipe") -> dict:
         if not isinstance(given, dict):
             raise ParameterError(f"{source}: [{section}] must be a table")
         if section in _STRICT:
-            extra = set(given) - set(defaults)
+            optional = _OPTIONAL.get(section, {})
+            extra = set(given) - set(defaults) - set(optional)
             if extra:
-                raise ParameterError(f"{source}: unknown key(s) {sorted(extra)} in [{section}]; allowed: {sorted(defaults)}")
+                raise ParameterError(f"{source}: unknown key(s) {sorted(extra)} in [{section}]; "
+                                     f"allowed: {sorted(set(defaults) | set(optional))}")
+            for key, allowed in optional.items():
+                if key in given and given[key] not in allowed:
+                    raise ParameterError(f"{source}: [{section}] {key} must be one of {list(allowed)}, "
+                                         f"got {given[key]!r}")
         out[section] = {**defaults, **copy.deepcopy(given)}
     if "distill" in raw:  # optional, and absent from DEFAULTS so recipes without it keep their hash
         out["distill"] = _distill_section(raw["distill"], source)

@@ -65,6 +65,11 @@ class _Classical:
         self.recipe = recipe
         self.items = items
         self.X = extract_many(items, set=recipe["features"]["set"], progress=progress)
+        if recipe["features"].get("normalise") == "speaker":
+            # transductive but label-free: every speaker (test speakers too) by its own statistics
+            from ..features.normalise import standardise_by_group
+
+            self.X = standardise_by_group(self.X, [it.speaker for it in items])
 
     def fit(self, fold: Fold, name: str):
         from ..models.classical import fit_classical
