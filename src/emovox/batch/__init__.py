@@ -9,8 +9,7 @@ tools. pyspark, pandas and matplotlib are imported only when a function needs th
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 __all__ = [
     "run_batch", "BatchResult", "watch_folder", "ship_to_cluster", "spark_session", "resolve_inputs", "parse_timestamp", "BatchStore",
@@ -26,11 +25,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module 'emovox.batch' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
