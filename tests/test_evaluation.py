@@ -300,3 +300,13 @@ def test_speaker_normalisation_is_per_group_and_optional_in_recipes():
     assert recipe_hash(spk) != recipe_hash(plain)
     with pytest.raises(ParameterError, match="normalise must be one of"):
         validate_recipe({**base, "features": {"set": "whisper_base_l3", "normalise": "corpus"}})
+
+
+def test_train_refuses_a_speaker_normalised_recipe(tmp_path):
+    from emovox.evaluation.runner import train_model
+
+    recipe = validate_recipe({"name": "t", "model": {"arch": "logreg"},
+                              "features": {"set": "whisper_base_l3", "normalise": "speaker"}})
+    with pytest.raises(ParameterError, match="emovox train cannot ship it yet"):
+        train_model(recipe, [], tmp_path / "m")
+    assert not (tmp_path / "m").exists()

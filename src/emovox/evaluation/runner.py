@@ -365,6 +365,10 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
     """
     from .protocols import validation_protocol
 
+    if recipe.get("features", {}).get("normalise"):
+        # the inference core does not normalise per speaker yet: a model trained so would be fed raw vectors
+        raise ParameterError(f"recipe {recipe['name']}: [features] normalise = {recipe['features']['normalise']!r} "
+                             "is for protocol evaluation (emovox benchmark); emovox train cannot ship it yet")
     out = Path(out_dir)
     data = validation_protocol(items, view=recipe["data"]["view"], seed=int(recipe.get("seed", 0)))
     run = evaluate_protocol(recipe, data, out_dir=out, quick=quick, progress=progress, log=log, keep_models=True,
