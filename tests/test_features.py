@@ -33,6 +33,7 @@ DIMS = {"mfcc": 40, "chroma": 12, "mel": 128, "zcr": 3, "rms": 3, "pitch": 6, "c
         "handcrafted": 180, "handcrafted_full": 198, "egemaps": 88, "logmel_stats": 128}
 DIMS.update({f"whisper_base_l{k}": 1024 for k in range(5)})
 DIMS.update({f"whisper_tiny_en_l{k}": 768 for k in range(5)})
+DIMS.update({"whisper_base_l3_int8": 1024, "whisper_tiny_en_l2_int8": 768})
 
 
 def noise(seconds: float = 1.0, seed: int = 0) -> np.ndarray:

@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "emovox"
 
 #: Layer rank of each top-level module or subpackage of emovox (the root package is its version).
 LAYERS: dict[str, int] = {
-    "": 0, "errors": 0, "labels": 0, "_numeric": 0, "_threads": 0, "_lazy": 0, "_progress": 0,
+    "": 0, "errors": 0, "labels": 0, "_numeric": 0, "_onnx": 0, "_threads": 0, "_lazy": 0, "_progress": 0,
     "audio": 1,
     "corpora": 2, "features": 2,
     "models": 3,

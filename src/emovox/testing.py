@@ -32,7 +32,7 @@ from ._lazy import require
 from ._numeric import sha256_file
 from .features.logmel import LogMelConfig
 
-__all__ = ["TOY_LABELS", "make_toy_model", "Server", "free_port", "start_server", "running_server",
+__all__ = ["TOY_LABELS", "make_toy_model", "make_toy_embedding_model", "Server", "free_port", "start_server", "running_server",
            "running_app", "rss_bytes"]
 
 TOY_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -90,6 +90,65 @@ def make_toy_model(directory: str | os.PathLike, *, labels: tuple[str, ...] = TO
     }
     (directory / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (directory / "card.md").write_text("# Toy model\n\nRandom weights, for tests only.\n", encoding="utf-8")
+    return directory
+
+
+def make_toy_embedding_model(directory: str | os.PathLike, *, labels: tuple[str, ...] = TOY_LABELS,
+                             min_weight: float = 1.0, window_seconds: float = 4.0, hop_seconds: float = 2.0,
+                             seed: int = 0) -> Path:
+    """A toy model directory of kind ``whisper_embed`` (speaker-normalised heads; random, for tests only).
+
+    ``model.onnx`` maps the 80-band Whisper log-mel ``[batch, 80, frames]`` to its mean and
+    standard deviation over frames (``embedding`` ``[batch, 160]``); ``head.npz`` holds two random
+    heads; ``model.json`` declares a neutral reference from a total P(neutral) of ``min_weight`` on.
+    """
+    onnx = require("onnx", extra="export")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .features.whisper.frontend import WhisperFrontendConfig
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n_mels, d, k = 80, 160, len(labels)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["logmel", "axes"], ["mean"], keepdims=1),
+            helper.make_node("Sub", ["logmel", "mean"], ["centred"]),
+            helper.make_node("Mul", ["centred", "centred"], ["square"]),
+            helper.make_node("ReduceMean", ["square", "axes"], ["var"], keepdims=0),
+            helper.make_node("Sqrt", ["var"], ["std"]),
+            helper.make_node("Squeeze", ["mean", "axes"], ["mean2"]),
+            helper.make_node("Concat", ["mean2", "std"], ["embedding"], axis=1),
+        ],
+        "toy_embed",
+        [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", n_mels, "frames"])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", d])],
+        initializer=[numpy_helper.from_array(np.array([2], dtype=np.int64), "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, directory / "model.onnx")
+    rng = np.random.default_rng(seed)
+    heads: dict[str, np.ndarray] = {}
+    for head in ("global", "speaker"):
+        heads |= {f"{head}_mean": rng.normal(size=d).astype(np.float32) * 0.1,
+                  f"{head}_scale": rng.uniform(0.5, 2.0, size=d).astype(np.float32),
+                  f"{head}_coef": rng.normal(size=(k, d)).astype(np.float32) * 0.05,
+                  f"{head}_intercept": rng.normal(size=k).astype(np.float32) * 0.1}
+    np.savez(directory / "head.npz", **heads)  # type: ignore[arg-type]
+    meta = {
+        "name": "toy-embed", "version": "0", "kind": "whisper_embed", "labels": list(labels),
+        "frontend": WhisperFrontendConfig().to_dict(), "windowing": "chunks",
+        "window_seconds": window_seconds, "hop_seconds": hop_seconds, "min_chunk_seconds": 0.25,
+        "temperature": 1.0,
+        "normalisation": {"kind": "neutral_reference", "min_weight": min_weight, "iterations": 1,
+                          "reference_labels": ["neutral"], "temperature": 2.0},
+        "sha256": {f: sha256_file(directory / f) for f in ("model.onnx", "head.npz")},
+        "metrics": {}, "training": {"note": "random weights, for tests only"},
+    }
+    (directory / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (directory / "card.md").write_text("# Toy embedding model\n\nRandom weights, for tests only.\n", encoding="utf-8")
     return directory
 
 

@@ -88,6 +88,11 @@ def format_report(result) -> str:
     lines.append(f"uncertain: {100 * s['uncertain_share']:.0f}% of speech time")
     if (s.get("speakers") or {}).get("message"):
         lines.append(f"speakers: {s['speakers']['message']}")
+    heads = result.model.get("heads")
+    if heads:  # a speaker-referenced model: which channels had enough neutral speech to refer to
+        lines.append("speaker reference: " + "; ".join(
+            f"{ch} {'own neutral voice' if h == 'speaker' else 'none (too little neutral speech; clip by clip)'}"
+            for ch, h in heads.items()))
     runs = _runs(result.segments)
     lines += ["", f"{'start':>9} {'end':>9}  {'channel':<10} {'emotion':<10} {'conf':>5}"]
     for r in runs[:MAX_ROWS]:

@@ -50,7 +50,9 @@ _STRICT = ("data", "model", "features", "search")
 # Optional keys, absent from DEFAULTS so that recipes without them keep their hash.
 # [features] normalise = "speaker": each speaker's vectors standardised by that speaker's own
 # statistics (emovox.features.normalise) before the model; needs several clips per speaker.
-_OPTIONAL: dict[str, dict[str, tuple[str, ...]]] = {"features": {"normalise": ("speaker",)}}
+# normalise = "neutral": a second model on vectors relative to the speaker's neutral reference, used
+# for a speaker with enough neutral-sounding clips (the shipped model's speaker head).
+_OPTIONAL: dict[str, dict[str, tuple[str, ...]]] = {"features": {"normalise": ("speaker", "neutral")}}
 _TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("data", "corpora"): (list,), ("data", "view"): (str,),
     ("model", "kind"): (str,), ("model", "arch"): (str,), ("model", "params"): (dict,),

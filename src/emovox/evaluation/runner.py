@@ -55,6 +55,37 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+@dataclass
+class _NeutralReferenced:
+    """Two pipelines of a ``normalise = "neutral"`` recipe: one for single clips, one for clips taken
+    relative to their speaker's neutral reference -- the shipped model's two heads
+    (:meth:`emovox.inference.Predictor.speaker_logits` runs the same rule on ONNX)."""
+
+    single: Any
+    relative: Any
+
+    @property
+    def classes_(self) -> list[str]:
+        return [str(c) for c in self.single.classes_]
+
+    def predict_proba(self, X: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
+        from ..features.normalise import NEUTRAL_ITERATIONS, NEUTRAL_MIN_WEIGHT, neutral_reference
+
+        if list(self.relative.classes_) != list(self.single.classes_):
+            raise AssertionError("the two pipelines of a fold saw different classes")
+        cols = [i for i, c in enumerate(self.single.classes_) if c in ("neutral", "calm")]
+        out = np.zeros((len(X), len(self.single.classes_)))
+        keys = np.asarray(speakers)
+        for sp in np.unique(keys):
+            rows = np.flatnonzero(keys == sp)
+            single = self.single.predict_proba(X[rows])
+            reference = neutral_reference(X[rows], single[:, cols].sum(axis=1),
+                                          lambda Z: self.relative.predict_proba(Z)[:, cols].sum(axis=1),
+                                          iterations=NEUTRAL_ITERATIONS, min_weight=NEUTRAL_MIN_WEIGHT)
+            out[rows] = single if reference is None else self.relative.predict_proba(X[rows] - reference)
+        return out
+
+
 class _Classical:
     """Feature vectors once for all items, then one pipeline per fold."""
 
@@ -65,6 +96,11 @@ class _Classical:
         self.recipe = recipe
         self.items = items
         self.X = extract_many(items, set=recipe["features"]["set"], progress=progress)
+        self.XA = None  # a neutral-referenced recipe's augmented copy of each item (training rows only)
+        if recipe["features"].get("normalise") == "neutral" and recipe.get("augment"):
+            from .embedding_model import augmented_features
+
+            self.XA = augmented_features(items, recipe, progress=progress)
         if recipe["features"].get("normalise") == "speaker":
             # transductive but label-free: every speaker (test speakers too) by its own statistics
             from ..features.normalise import standardise_by_group
@@ -77,9 +113,20 @@ class _Classical:
         idx = list(fold.train)  # the grid search does its own grouped inner folds; no val needed
         y = [self.items[i].label for i in idx]
         groups = [self.items[i].speaker for i in idx]
+        if self.recipe["features"].get("normalise") == "neutral":
+            from ..features.normalise import neutral_means_by_group
+            from .embedding_model import with_augmented
+
+            X, y, groups, references = with_augmented(self.X[idx], None if self.XA is None else self.XA[idx], y,
+                                                      groups)
+            single, _ = fit_classical(self.recipe, X, y, groups=groups)
+            relative, search = fit_classical(self.recipe, neutral_means_by_group(X, references, y), y, groups=groups)
+            return _NeutralReferenced(single, relative), search
         return fit_classical(self.recipe, self.X[idx], y, groups=groups)
 
     def predict_proba(self, model, idx: list[int]) -> tuple[np.ndarray, list[str]]:
+        if isinstance(model, _NeutralReferenced):
+            return model.predict_proba(self.X[idx], [self.items[i].speaker for i in idx]), list(model.classes_)
         return model.predict_proba(self.X[idx]), [str(c) for c in model.classes_]
 
     def size(self, model) -> int:
@@ -363,12 +410,10 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
     ``out_dir/checkpoints``; classical: ``model.joblib`` + ``model.json`` + ``model.onnx``) and
     ``out_dir/report/`` the run directory of the validation split (report.html and the rest).
     """
+    from .embedding_model import is_embedding_recipe
     from .protocols import validation_protocol
 
-    if recipe.get("features", {}).get("normalise"):
-        # the inference core does not normalise per speaker yet: a model trained so would be fed raw vectors
-        raise ParameterError(f"recipe {recipe['name']}: [features] normalise = {recipe['features']['normalise']!r} "
-                             "is for protocol evaluation (emovox benchmark); emovox train cannot ship it yet")
+    embedding = is_embedding_recipe(recipe)  # speaker-normalised: a whisper_embed directory (or a clear refusal)
     out = Path(out_dir)
     data = validation_protocol(items, view=recipe["data"]["view"], seed=int(recipe.get("seed", 0)))
     run = evaluate_protocol(recipe, data, out_dir=out, quick=quick, progress=progress, log=log, keep_models=True,
@@ -379,7 +424,15 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
                 "n_train": run.result["folds"][0]["n_train"], "n_val": run.result["folds"][0]["n_val"],
                 "corpora": sorted({it.corpus for it in data.items}), "validation": "held-out speakers",
                 "train_seconds": run.result["train_seconds"]}
-    if recipe["model"]["kind"] == "classical":
+    if embedding:
+        from .embedding_model import write_embedding_model
+
+        write_embedding_model(recipe, [data.items[i] for i in data.folds[0].train], out,
+                              metrics={"validation": summary},
+                              training={**training, "version": time.strftime("%Y.%m.%d"),
+                                        "fitted_on": "the training speakers (validation speakers held out)"},
+                              progress=progress)
+    elif recipe["model"]["kind"] == "classical":
         from ..models.classical import save_classical
 
         save_classical(model, out, recipe=recipe, n_features=int(model.named_steps["scale"].n_features_in_),
@@ -389,7 +442,7 @@ def train_model(recipe: dict, items, out_dir: str | Path, *, quick: bool = False
     else:
         model.save(out, name=recipe["name"], extra={"metrics": {"validation": summary}, "training": training,
                                                    "view": recipe["data"]["view"]})
-    main_file = out / ("model.joblib" if recipe["model"]["kind"] == "classical" else "model.onnx")
+    main_file = out / ("model.joblib" if recipe["model"]["kind"] == "classical" and not embedding else "model.onnx")
     run.result["model_bytes"] = main_file.stat().st_size if main_file.is_file() else None
     write_run(out / "report", run.result, recipe=recipe, rows=run.rows, histories=run.histories, command=command)
     return run

@@ -70,6 +70,15 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write one ``.npy`` array atomically (no pickle): a cache entry is whole or absent."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+
+    atomic_write(path, write)
+
+
 class FeatureCache:
     """Vectors of one feature configuration under ``root``.
 

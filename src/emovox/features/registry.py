@@ -43,8 +43,13 @@ _WHISPER_ATOMS: dict[str, tuple[str, int, int]] = {
     for k in range(blocks + 1)
 }
 
+#: The same statistics from the shipped model's int8 ONNX graph of the encoder
+#: (:mod:`.whisper.onnx_encoder`): ``whisper_<encoder>_l<k>_int8`` -> (encoder, k, width).
+_ONNX_ATOMS: dict[str, tuple[str, int, int]] = {"whisper_base_l3_int8": ("base", 3, 512),
+                                                "whisper_tiny_en_l2_int8": ("tiny.en", 2, 384)}
+
 _ATOM_BACKEND = {**{a: "librosa" for a in handcrafted.ATOMS}, "egemaps": "opensmile", "logmel_stats": "numpy",
-                 **{a: "torch" for a in _WHISPER_ATOMS}}
+                 **{a: "torch" for a in _WHISPER_ATOMS}, **{a: "onnxruntime" for a in _ONNX_ATOMS}}
 
 FEATURE_SETS: dict[str, FeatureSet] = {
     "mfcc": FeatureSet("mfcc", ("mfcc",), "40 MFCCs, mean over time (librosa)"),
@@ -66,6 +71,10 @@ FEATURE_SETS: dict[str, FeatureSet] = {
                         f"{'its convolutional stem' if k == 0 else f'block {k}'} ({2 * w}-d; torch, "
                         "the whisper extra)")
        for atom, (enc, k, w) in _WHISPER_ATOMS.items()},
+    **{atom: FeatureSet(atom, (atom,),
+                        f"mean and std over time of frozen Whisper {enc} after block {k} ({2 * w}-d), through the "
+                        "int8 ONNX graph and the chunking of the shipped model (onnxruntime; torch builds the graph once)")
+       for atom, (enc, k, w) in _ONNX_ATOMS.items()},
 }
 
 
@@ -107,6 +116,9 @@ def _atom_names(atom: str) -> list[str]:
 
         enc, k, width = _WHISPER_ATOMS[atom]
         return layer_stat_names(enc, k, width)
+    if atom in _ONNX_ATOMS:
+        width = _ONNX_ATOMS[atom][2]
+        return [f"{atom}_{s}_{i:03d}" for s in ("mean", "std") for i in range(width)]
     return _logmel_stats_names()
 
 
@@ -195,4 +207,11 @@ def extract(y: np.ndarray, *, set: str = "handcrafted", sr: int = SAMPLE_RATE) -
                 raise ParameterError(f"{atom} needs audio at {SAMPLE_RATE} Hz, got sr={sr}")
             enc, k, _ = _WHISPER_ATOMS[atom]
             parts[atom] = layer_stats(y, encoder=enc)[k].astype(np.float64)
+        elif atom in _ONNX_ATOMS:
+            from .whisper.onnx_encoder import onnx_embedding
+
+            if sr != SAMPLE_RATE:
+                raise ParameterError(f"{atom} needs audio at {SAMPLE_RATE} Hz, got sr={sr}")
+            enc, k, _ = _ONNX_ATOMS[atom]
+            parts[atom] = onnx_embedding(y, encoder=enc, n_blocks=k).astype(np.float64)
     return np.concatenate([parts[a] for a in atoms])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["seconds_to_frames", "window_starts", "fit_length", "windows", "trim_silence"]
+__all__ = ["seconds_to_frames", "window_starts", "fit_length", "windows", "trim_silence", "chunk_bounds"]
 
 
 def seconds_to_frames(seconds: float, *, sr: int = 16000, hop_length: int = 160) -> int:
@@ -25,6 +25,21 @@ def seconds_to_frames(seconds: float, *, sr: int = 16000, hop_length: int = 160)
     (301, 300, 150)
     """
     return 1 + int(round(seconds * sr)) // int(hop_length)
+
+
+def chunk_bounds(n_samples: int, *, chunk: int) -> list[tuple[int, int]]:
+    """Equal chunks of at most ``chunk`` samples covering ``n_samples`` (at least one chunk).
+
+    How a ``chunks`` model (the Whisper encoder) covers a clip, in training and prediction alike.
+
+    Examples
+    --------
+    >>> chunk_bounds(10, chunk=4)
+    [(0, 3), (3, 7), (7, 10)]
+    """
+    n = max(1, -(-int(n_samples) // int(chunk)))
+    bounds = np.linspace(0, n_samples, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def window_starts(n_frames: int, *, window: int, hop: int) -> list[int]:

@@ -24,7 +24,7 @@ from .segmentation import SegmentConfig, Segmenter, split_turn
 from .summary import smooth, summarize
 from .vad import FRAME_SAMPLES, FrameVAD, frame_energy_db, is_steady
 
-__all__ = ["Analysis", "analyze", "predict_turns"]
+__all__ = ["Analysis", "analyze", "predict_turns", "SpeakerCells", "finish_speaker", "model_info"]
 
 DEFAULT_CHANNEL_NAMES = ("agent", "customer")
 
@@ -108,6 +108,39 @@ class _Channel:
         if cut:
             self.buffer = self.buffer[cut:].copy()
             self.buffer_start += cut
+
+
+@dataclass
+class SpeakerCells:
+    """The timeline cells of one speaker held back for a speaker-normalised model, with their embeddings.
+
+    Such a model decides a speaker's cells together, standardised by that speaker's statistics
+    (:meth:`Predictor.speaker_logits`), so the cells wait until the speaker's last turn: 4 bytes per
+    embedding value (4 KB per cell, ~7 MB for an hour of speech with 2 s cells).
+    """
+
+    cells: list[tuple[int, int]] = field(default_factory=list)
+    embeddings: list[np.ndarray] = field(default_factory=list)
+
+
+def finish_speaker(predictor: Predictor, pending: SpeakerCells, *, file: str, channel: str) -> tuple[list[dict], str]:
+    """Segments of a speaker's held-back cells, and the head that decided them (``speaker``/``global``)."""
+    if not pending.cells:
+        return [], "global"
+    logits, head = predictor.speaker_logits(np.stack(pending.embeddings))
+    out = []
+    for (c0, c1), z in zip(pending.cells, logits, strict=True):
+        p = predictor.decide(z, head=head)
+        out.append(_segment(file, channel, c0, c1, p.label, p.probabilities, p.confidence, p.uncertain))
+    return out, head
+
+
+def model_info(predictor: Predictor, heads: dict[str, str] | None = None) -> dict:
+    """``Analysis.model``: name and version, and for a speaker-normalised model the head of each channel."""
+    info: dict = {"name": predictor.card.name, "version": predictor.card.version}
+    if heads is not None and predictor.speaker_normalised:
+        info["heads"] = dict(heads)
+    return info
 
 
 def _blocks(source: AudioSource | np.ndarray, *, channels: Literal["mix", "split"], block_seconds: float,
@@ -238,6 +271,7 @@ def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels
     aggr = predictor.vad_aggressiveness if aggressiveness is None else aggressiveness
     states: list[_Channel] = []
     segments: list[dict] = []
+    pending: dict[str, SpeakerCells] | None = {} if predictor.speaker_normalised else None
     seen = 0
     for block, last in _lookahead(_blocks(source, channels=channels, block_seconds=block_seconds,
                                                      allow_partial=allow_partial)):
@@ -251,10 +285,15 @@ def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels
         seen += block.shape[1]
         for state, y in zip(states, block, strict=True):
             turns = state.feed(np.ascontiguousarray(y, dtype=np.float32), final=last)
-            segments.extend(predict_turns(predictor, state, turns, file=file, hop=hop))
+            held = None if pending is None else pending.setdefault(state.name, SpeakerCells())
+            segments.extend(predict_turns(predictor, state, turns, file=file, hop=hop, pending=held))
             state.trim(seen)
     if not states:
         raise AudioError(f"{file}: audio has zero samples")
+    heads: dict[str, str] = {}
+    for channel, held in (pending or {}).items():
+        done, heads[channel] = finish_speaker(predictor, held, file=file, channel=channel)
+        segments.extend(done)
     segments.sort(key=lambda s: (s["start"], s["channel"]))
     if smoothing:
         segments = smooth(segments, width=smoothing, labels=predictor.labels,
@@ -265,16 +304,17 @@ def _analyze(source: AudioSource | np.ndarray, *, predictor: Predictor, channels
                         channels=names if channels == "split" else None)
     envelope = np.stack([np.concatenate(s.envelope) if s.envelope else np.zeros(0, np.float32) for s in states])
     return Analysis(file=file, duration=duration, channels=names, labels=list(predictor.labels),
-                    model={"name": predictor.card.name, "version": predictor.card.version},
-                    segments=segments, summary=summary, envelope=envelope)
+                    model=model_info(predictor, heads), segments=segments, summary=summary, envelope=envelope)
 
 
 def predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int, int]], *,
-                  file: str, hop: int) -> list[dict]:
+                  file: str, hop: int, pending: SpeakerCells | None = None) -> list[dict]:
     """Segments for the finished turns of one channel (one model batch for all their windows).
 
     The model inputs come from :meth:`Predictor.window_inputs`: slices of one log-mel of the turn
     for sliding-window models, each window through the frontend for chunked (Whisper) models.
+    With ``pending`` (a speaker-normalised model) the speech cells' embeddings are added to it
+    instead, to be decided by :func:`finish_speaker`; only ``no_speech`` segments are returned.
     """
     cells: list[tuple[int, int]] = []
     feats: list[np.ndarray] = []
@@ -287,7 +327,10 @@ def predict_turns(predictor: Predictor, state: _Channel, turns: list[tuple[int, 
         parts = split_turn(a, b, window=predictor.window_samples, hop=hop)
         feats.extend(predictor.window_inputs(y, [(w0 - a, w1 - a) for _, _, w0, w1 in parts]))
         cells.extend((c0, c1) for c0, c1, _, _ in parts)
-    if feats:
+    if feats and pending is not None:
+        pending.cells.extend(cells)
+        pending.embeddings.extend(predictor.outputs(feats))
+    elif feats:
         logits = predictor.logits(feats)
         for (c0, c1), z in zip(cells, logits, strict=True):
             p = predictor.decide(z)

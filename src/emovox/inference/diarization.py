@@ -23,7 +23,13 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, describe, load, validate
 from ..errors import ParameterError
-from .analysis import Analysis, predict_turns  # analysis imports this module only inside analyze()
+from .analysis import (  # analysis imports this module only inside analyze()
+    Analysis,
+    SpeakerCells,
+    finish_speaker,
+    model_info,
+    predict_turns,
+)
 from .segmentation import SegmentConfig, Segmenter
 from .speaker import SpeakerEncoder
 from .summary import smooth, summarize
@@ -409,10 +415,16 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
     d = diarize(y, speakers=speakers, encoder=encoder, config=config, vad=vad, aggressiveness=aggr,
                 segment_config=segment_config)
     segments: list[dict] = []
+    heads: dict[str, str] = {}
     for who in d.speakers:
         turns = [(a, b) for a, b, s in d.turns if s == who]
         track = _SpeakerTrack(who, y)  # duck-types the two members of a channel that predict_turns reads
-        segments.extend(predict_turns(predictor, track, turns, file=file, hop=hop))  # type: ignore[arg-type]
+        held = SpeakerCells() if predictor.speaker_normalised else None
+        segments.extend(predict_turns(predictor, track, turns, file=file, hop=hop,  # type: ignore[arg-type]
+                                      pending=held))
+        if held is not None:
+            done, heads[who] = finish_speaker(predictor, held, file=file, channel=who)
+            segments.extend(done)
     segments.sort(key=lambda s: (s["start"], s["channel"]))
     if smoothing:
         segments = smooth(segments, width=smoothing, labels=predictor.labels,
@@ -431,5 +443,5 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
                 mask[a // FRAME_SAMPLES : -(-b // FRAME_SAMPLES)] = True
         lanes.append(np.where(mask, level, np.float32(-100.0)).astype(np.float32))
     return Analysis(file=file, duration=duration, channels=names, labels=list(predictor.labels),
-                    model={"name": predictor.card.name, "version": predictor.card.version},
-                    segments=segments, summary=summary, envelope=np.stack(lanes))
+                    model=model_info(predictor, heads), segments=segments, summary=summary,
+                    envelope=np.stack(lanes))

@@ -18,12 +18,13 @@ from .._threads import limit_blas_threads
 from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
+from ..features.normalise import neutral_reference
 from ..features.whisper.frontend import whisper_logmel
-from ..features.windows import fit_length, seconds_to_frames, trim_silence, windows
-from ..models.directory import ModelCard, load_card
+from ..features.windows import chunk_bounds, fit_length, seconds_to_frames, trim_silence, windows
+from ..models.directory import EMBEDDING_KINDS, ModelCard, load_card
 from .vad import FRAME_SECONDS, is_steady, speech_mask
 
-__all__ = ["Prediction", "Predictor", "NO_SPEECH", "single_thread_blas"]
+__all__ = ["Prediction", "Predictor", "NO_SPEECH", "single_thread_blas", "Heads", "load_heads"]
 
 NO_SPEECH = "no_speech"
 _BATCH = 32
@@ -48,6 +49,46 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Heads:
+    """The linear heads of an embedding model (``head.npz``): per head a scaler and a linear layer.
+
+    ``logits = ((e - mean) / scale) @ coef.T + intercept`` with ``e`` the embedding, raw for the
+    ``global`` head and standardised by its speaker's statistics for the ``speaker`` head.
+    """
+
+    arrays: dict[str, np.ndarray]
+
+    def logits(self, E: np.ndarray, head: str) -> np.ndarray:
+        a = self.arrays
+        Z = (np.asarray(E, np.float32) - a[f"{head}_mean"]) / a[f"{head}_scale"]
+        return (Z @ a[f"{head}_coef"].T + a[f"{head}_intercept"]).astype(np.float32)
+
+
+def load_heads(card: ModelCard) -> Heads:
+    """``head.npz`` of an embedding model, hash-checked and shape-checked against ``model.json``."""
+    path = card.directory / "head.npz"
+    if not path.is_file():
+        raise ModelError(f"{path}: not found; a {card.kind} model needs head.npz beside model.onnx")
+    card.verify(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k], np.float32) for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from None
+    n = len(card.labels)
+    for head in ("global", "speaker"):
+        try:
+            coef, b = arrays[f"{head}_coef"], arrays[f"{head}_intercept"]
+            d = arrays[f"{head}_mean"].shape
+            ok = coef.shape[0] == n and b.shape == (n,) and d == arrays[f"{head}_scale"].shape == (coef.shape[1],)
+        except KeyError as exc:
+            raise ModelError(f"{path}: lacks {exc.args[0]}") from None
+        if not ok:
+            raise ModelError(f"{path}: the {head} head's shapes do not fit {n} labels")
+    return Heads(arrays)
 
 
 def single_thread_blas() -> contextlib.AbstractContextManager:
@@ -105,6 +146,8 @@ class Predictor:
         # hop in frames = frames of the hop's samples minus the centred frame
         self.hop_frames = int(card.raw.get("hop_frames")
                               or seconds_to_frames(card.hop_seconds, sr=fe.sr, hop_length=fe.hop_length) - 1)
+        #: An embedding model (kind ``whisper_embed``): model.onnx returns embeddings, heads map them to logits.
+        self.heads: Heads | None = load_heads(card) if card.kind in EMBEDDING_KINDS else None
         # Chunked models (the Whisper encoder) see each chunk whole, through its own frontend.
         self.chunked = card.windowing == "chunks"
         #: Shortest chunk given to a chunked model: shorter audio is padded with silence.
@@ -148,7 +191,7 @@ class Predictor:
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:160]})") from None
         outputs = session.get_outputs()
         n_out = outputs[0].shape[-1] if outputs and outputs[0].shape else None
-        if isinstance(n_out, int) and n_out != len(card.labels):
+        if isinstance(n_out, int) and n_out != len(card.labels) and card.kind not in EMBEDDING_KINDS:
             raise ModelError(f"{path}: model has {n_out} outputs but model.json lists {len(card.labels)} labels")
         return cls(card, session, **thresholds)
 
@@ -175,9 +218,7 @@ class Predictor:
         """
         if not self.chunked:
             return list(windows(self.logmel(y), window=self.window_frames, hop=self.hop_frames))
-        n = max(1, int(np.ceil(len(y) / self.window_samples)))
-        bounds = np.linspace(0, len(y), n + 1).round().astype(int)
-        return [self.logmel(y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [self.logmel(y[a:b]) for a, b in chunk_bounds(len(y), chunk=self.window_samples)]
 
     def window_inputs(self, y: np.ndarray, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """One model input per ``(start, end)`` sample span of ``y`` (a speech turn).
@@ -196,12 +237,18 @@ class Predictor:
         """Tile a shorter-than-window log-mel ``[n_mels, f]`` to ``[n_mels, window_frames]``."""
         return fit_length(logmel_window, self.window_frames)
 
-    def logits(self, features: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Raw model outputs: inputs ``[n_mels, frames]`` (any lengths) -> ``[n, n_classes]`` float32.
+    @property
+    def speaker_normalised(self) -> bool:
+        """Whether this model standardises a speaker's segments by that speaker's statistics."""
+        return self.heads is not None and self.card.normalisation is not None
 
-        Inputs of one length are batched together (up to 32 at a time), in their original order.
+    def outputs(self, features: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """What ``model.onnx`` returns for inputs ``[n_mels, frames]`` (any lengths): ``[n, k]`` float32.
+
+        Logits for classifier kinds, embeddings for embedding kinds. Inputs of one length are
+        batched together (up to 32 at a time), in their original order.
         """
-        out = np.zeros((len(features), len(self.labels)), np.float32)
+        out: np.ndarray | None = None
         by_shape: dict[tuple, list[int]] = {}
         for i, f in enumerate(features):
             by_shape.setdefault(tuple(np.shape(f)), []).append(i)
@@ -209,7 +256,68 @@ class Predictor:
             for s in range(0, len(members), _BATCH):
                 part = members[s : s + _BATCH]
                 x = np.ascontiguousarray(np.stack([features[i] for i in part]), dtype=np.float32)
-                out[part] = self.session.run(None, {self._input: x})[0]
+                z = self.session.run(None, {self._input: x})[0]
+                if out is None:
+                    out = np.zeros((len(features), z.shape[-1]), np.float32)
+                out[part] = z
+        return out if out is not None else np.zeros((0, len(self.labels)), np.float32)
+
+    def logits(self, features: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Logits of single inputs ``[n_mels, frames]`` -> ``[n, n_classes]`` float32.
+
+        An embedding model answers with its ``global`` head here: one input says nothing about
+        its speaker (:meth:`speaker_logits` takes a speaker's segments together).
+        """
+        z = self.outputs(features)
+        if self.heads is None:
+            return z
+        return self.heads.logits(z, "global") if len(z) else np.zeros((0, len(self.labels)), np.float32)
+
+    def speaker_logits(self, embeddings: np.ndarray, *,
+                       reference: np.ndarray | None | bool = True) -> tuple[np.ndarray, str]:
+        """Logits of segments of one speaker, from their embeddings ``[n, d]``; and the head used.
+
+        The speaker's neutral reference is estimated from ``embeddings`` themselves
+        (:func:`emovox.features.normalise.neutral_reference`), or given (``reference``: a stream's
+        running estimate; None: there is none yet). With a reference each embedding minus it goes
+        through the ``speaker`` head; without one (too little neutral-sounding speech, or a model
+        without speaker normalisation) through the ``global`` head.
+        """
+        if self.heads is None:
+            raise ParameterError(f"{self.card.name}: speaker_logits needs an embedding model, not {self.card.kind}")
+        E = np.asarray(embeddings, np.float64)
+        global_logits = self.heads.logits(E, "global")
+        norm = self.card.normalisation
+        if norm is None or not len(E):
+            return global_logits, "global"
+        if reference is True:
+            reference = neutral_reference(E, self.neutral_weights(global_logits),
+                                          lambda Z: self.neutral_weights(self.heads.logits(Z, "speaker")),
+                                          iterations=norm.iterations, min_weight=norm.min_weight)
+        if reference is None or reference is False:
+            return global_logits, "global"
+        return self.heads.logits(E - reference, "speaker"), "speaker"
+
+    def neutral_weights(self, logits: np.ndarray) -> np.ndarray:
+        """Each row's probability (softmax, uncalibrated) of a reference class of the speaker normalisation."""
+        norm = self.card.normalisation
+        cols = [self.labels.index(x) for x in (norm.reference_labels if norm is not None else ("neutral",))]
+        z = np.asarray(logits, np.float64)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return p[:, cols].sum(axis=1) / p.sum(axis=1)
+
+    def clip_embeddings(self, clips: Sequence[np.ndarray], *, vad: bool = True) -> list[np.ndarray | None]:
+        """Embeddings of 16 kHz clips (mean over each clip's chunks); None where a clip is not speech."""
+        if self.heads is None:
+            raise ParameterError(f"{self.card.name}: clip_embeddings needs an embedding model, not {self.card.kind}")
+        with single_thread_blas():
+            chosen = [self.clip_windows(validate(y)) if not vad or self.is_speech(validate(y)) else None for y in clips]
+            z = self.outputs([w for wins in chosen if wins is not None for w in wins])
+        out: list[np.ndarray | None] = []
+        pos = 0
+        for wins in chosen:
+            out.append(None if wins is None else z[pos : pos + len(wins)].mean(axis=0))
+            pos += 0 if wins is None else len(wins)
         return out
 
     def label_index(self, restrict_to: Sequence[str] | None = None) -> np.ndarray:
@@ -223,10 +331,16 @@ class Predictor:
             )
         return np.array([self.labels.index(x) for x in dict.fromkeys(restrict_to)])
 
-    def decide(self, mean_logits: np.ndarray, index: np.ndarray | None = None) -> Prediction:
-        """A :class:`Prediction` from averaged logits ``[n_classes]`` (over ``index`` labels)."""
+    def decide(self, mean_logits: np.ndarray, index: np.ndarray | None = None, *,
+               head: str = "global") -> Prediction:
+        """A :class:`Prediction` from averaged logits ``[n_classes]`` (over ``index`` labels).
+
+        ``head="speaker"``: the logits came from the speaker head, calibrated by its own temperature.
+        """
         idx = np.arange(len(self.labels)) if index is None else index
-        p = softmax(mean_logits[idx] / self.card.temperature)
+        norm = self.card.normalisation
+        temperature = norm.temperature if head == "speaker" and norm is not None else self.card.temperature
+        p = softmax(mean_logits[idx] / temperature)
         order = np.argsort(-p)
         conf = float(p[order[0]])
         margin = conf - float(p[order[1]]) if len(p) > 1 else conf
@@ -278,13 +392,21 @@ class Predictor:
         return self.predict_many([audio], sr=sr, restrict_to=restrict_to, vad=vad)[0]
 
     def predict_many(self, clips: Sequence[AudioSource | np.ndarray], *, sr: int = SAMPLE_RATE,
-                     restrict_to: Sequence[str] | None = None, vad: bool = True) -> list[Prediction]:
-        """:meth:`predict` for many clips, batching their windows through the model together."""
+                     restrict_to: Sequence[str] | None = None, vad: bool = True,
+                     speakers: Sequence[str] | None = None) -> list[Prediction]:
+        """:meth:`predict` for many clips, batching their windows through the model together.
+
+        ``speakers`` (one name per clip) lets a speaker-normalised model take each speaker's clips
+        together (:meth:`speaker_logits`); other models ignore it.
+        """
+        if speakers is not None and len(speakers) != len(clips):
+            raise ParameterError(f"speakers: {len(speakers)} names for {len(clips)} clips")
         with single_thread_blas():
-            return self._predict_many(clips, sr=sr, restrict_to=restrict_to, vad=vad)
+            return self._predict_many(clips, sr=sr, restrict_to=restrict_to, vad=vad, speakers=speakers)
 
     def _predict_many(self, clips: Sequence[AudioSource | np.ndarray], *, sr: int,
-                      restrict_to: Sequence[str] | None, vad: bool) -> list[Prediction]:
+                      restrict_to: Sequence[str] | None, vad: bool,
+                      speakers: Sequence[str] | None = None) -> list[Prediction]:
         idx = self.label_index(restrict_to)
         chosen: list[list[np.ndarray] | None] = []
         for clip in clips:
@@ -294,18 +416,29 @@ class Predictor:
                 continue
             # The CNN was trained on trimmed clips, the Whisper model on whole ones.
             chosen.append(self.clip_windows(y if self.chunked else trim_silence(y)))
-        return self._aggregate(chosen, idx)
+        return self._aggregate(chosen, idx, speakers)
 
-    def _aggregate(self, chosen: list[list[np.ndarray] | None], idx: np.ndarray) -> list[Prediction]:
-        logits = self.logits([w for wins in chosen if wins is not None for w in wins])
-        out, pos = [], 0
-        for wins in chosen:
-            if wins is None:
-                out.append(Prediction(NO_SPEECH, {}, 1.0, False))
-                continue
-            out.append(self.decide(logits[pos : pos + len(wins)].mean(axis=0), idx))
-            pos += len(wins)
-        return out
+    def _aggregate(self, chosen: list[list[np.ndarray] | None], idx: np.ndarray,
+                   speakers: Sequence[str] | None = None) -> list[Prediction]:
+        z = self.outputs([w for wins in chosen if wins is not None for w in wins])
+        # per clip: the mean over its windows (logits, or embeddings: the heads are affine, so the same)
+        clip_out: dict[int, np.ndarray] = {}
+        pos = 0
+        for i, wins in enumerate(chosen):
+            if wins is not None:
+                clip_out[i] = z[pos : pos + len(wins)].mean(axis=0)
+                pos += len(wins)
+        heads = {i: "global" for i in clip_out}
+        if self.heads is not None and clip_out:
+            groups: dict[str, list[int]] = {}
+            for i in clip_out:
+                groups.setdefault(speakers[i] if speakers is not None else f"\0{i}", []).append(i)
+            for members in groups.values():
+                logits, head = self.speaker_logits(np.stack([clip_out[i] for i in members]))
+                for i, row in zip(members, logits, strict=True):
+                    clip_out[i], heads[i] = row, head
+        return [self.decide(clip_out[i], idx, head=heads[i]) if i in clip_out else Prediction(NO_SPEECH, {}, 1.0, False)
+                for i in range(len(chosen))]
 
     def predict_segments(self, y: np.ndarray, spans: Sequence[tuple[float, float]], *,
                          restrict_to: Sequence[str] | None = None) -> list[Prediction]:

@@ -5,7 +5,9 @@
 :meth:`Predictor.predict_many`, VAD on, so silence gives ``"no_speech"``) and returns one
 segment in the shape every emovox interface uses. The segments tile the stream (each covers
 the audio received since the previous one), so :meth:`summary` is the summary of a timeline,
-exactly as :func:`~emovox.inference.analyze` builds it. :meth:`~StreamingPredictor.feed` and
+exactly as :func:`~emovox.inference.analyze` builds it. A speaker-normalised model (kind
+``whisper_embed``) takes each window relative to the running neutral reference of the stream's
+speech so far, and uses its global head until that reference has enough weight. :meth:`~StreamingPredictor.feed` and
 :meth:`~StreamingPredictor.flush` hold a lock, so calls from several threads run one at a time.
 """
 
@@ -18,10 +20,29 @@ import numpy as np
 from ..audio import SAMPLE_RATE, validate
 from ..errors import AudioError, ParameterError
 from .outputs import segment_record
-from .predictor import Predictor
+from .predictor import NO_SPEECH, Prediction, Predictor
 from .summary import summarize
 
-__all__ = ["StreamingPredictor", "pcm16_to_float"]
+__all__ = ["StreamingPredictor", "RunningReference", "pcm16_to_float"]
+
+
+class RunningReference:
+    """A weighted running mean of vectors: a stream's neutral reference (weights: P(neutral) of each window)."""
+
+    def __init__(self) -> None:
+        self.weight = 0.0
+        self.count = 0
+        self._sum: np.ndarray | None = None
+
+    def add(self, x: np.ndarray, weight: float) -> None:
+        x = np.asarray(x, np.float64)
+        self._sum = weight * x if self._sum is None else self._sum + weight * x
+        self.weight += float(weight)
+        self.count += 1
+
+    def mean(self) -> np.ndarray | None:
+        """The weighted mean, or None before any weight."""
+        return None if self._sum is None or self.weight <= 0 else self._sum / self.weight
 
 
 def pcm16_to_float(data: bytes | bytearray | memoryview) -> np.ndarray:
@@ -80,6 +101,7 @@ class StreamingPredictor:
         self._received = 0
         self._emitted = 0  # samples covered by segments so far
         self._lock = threading.Lock()  # feed/flush from worker threads never interleave
+        self._reference = RunningReference()  # a speaker-normalised model's neutral reference of this stream
 
     @property
     def duration(self) -> float:
@@ -135,7 +157,8 @@ class StreamingPredictor:
                                      "please report it with the chunk sizes sent")
             clips.append(self._buffer[a : end - self._buffer_start])
         out = []
-        for end, p in zip(ends, self.predictor.predict_many(clips), strict=True):
+        preds = self._speaker_predictions(clips) if self.predictor.speaker_normalised else self.predictor.predict_many(clips)
+        for end, p in zip(ends, preds, strict=True):
             seg = segment_record(file=self.name, channel=self.channel,
                                  start=self._emitted / SAMPLE_RATE, end=end / SAMPLE_RATE,
                                  emotion=p.label, confidence=p.confidence, uncertain=p.uncertain,
@@ -144,6 +167,24 @@ class StreamingPredictor:
             self._emitted = end
             out.append(seg)
         self.segments.extend({k: v for k, v in s.items() if k != "window_start"} for s in out)
+        return out
+
+    def _speaker_predictions(self, clips: list[np.ndarray]) -> list[Prediction]:
+        """A speaker-normalised model on a stream: each window relative to the running neutral reference
+        of the stream's speech windows so far (each weighted by its global-head P(neutral); the global
+        head until the weights reach ``min_weight``). Causal: no window waits for later ones."""
+        norm = self.predictor.card.normalisation
+        assert norm is not None and self.predictor.heads is not None
+        out = []
+        for e in self.predictor.clip_embeddings(clips):
+            if e is None:
+                out.append(Prediction(NO_SPEECH, {}, 1.0, False))
+                continue
+            weight = float(self.predictor.neutral_weights(self.predictor.heads.logits(e[None], "global"))[0])
+            self._reference.add(e, weight)
+            reference = self._reference.mean() if self._reference.weight >= norm.min_weight else None
+            logits, head = self.predictor.speaker_logits(e[None], reference=reference)
+            out.append(self.predictor.decide(logits[0], head=head))
         return out
 
     def _trim(self) -> None:

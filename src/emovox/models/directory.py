@@ -14,21 +14,23 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .._numeric import sha256_file
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig
 from ..features.whisper.frontend import WhisperFrontendConfig
 
-__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "FRONTENDS", "WINDOWING_MODES", "SHIPPED_MODELS",
+__all__ = ["ModelCard", "Frontend", "MODEL_KINDS", "EMBEDDING_KINDS", "SpeakerNormalisation", "FRONTENDS", "WINDOWING_MODES", "SHIPPED_MODELS",
            "default_model_dir", "resolve_model_dir", "is_shipped", "load_card"]
 
 #: What ``model.json`` must hold; the rest is optional.
 REQUIRED_KEYS = ("labels", "frontend", "window_seconds")
 
 #: Model kinds this version can run, with the frontend each expects.
-MODEL_KINDS = {"logmel_cnn": "logmel", "whisper_ser": "whisper_logmel"}
+MODEL_KINDS = {"logmel_cnn": "logmel", "whisper_ser": "whisper_logmel", "whisper_embed": "whisper_logmel"}
+
+#: Kinds whose ``model.onnx`` returns an ``embedding`` and whose ``head.npz`` holds the heads.
+EMBEDDING_KINDS = ("whisper_embed",)
 
 Frontend = LogMelConfig | WhisperFrontendConfig
 
@@ -74,6 +76,24 @@ def is_shipped(directory: str | os.PathLike) -> bool:
 
 
 @dataclass(frozen=True)
+class SpeakerNormalisation:
+    """``model.json``'s ``normalisation`` of an embedding model: a speaker relative to their neutral voice.
+
+    A speaker's segments (a channel, a diarized speaker, a stream) weigh into the speaker's reference
+    by their global-head probability of a ``reference_labels`` class, re-weighed ``iterations`` times
+    by the speaker head (:func:`emovox.features.normalise.neutral_reference`). With a total weight of
+    at least ``min_weight`` each embedding minus the reference goes through the speaker head, whose
+    probabilities are ``softmax(logits / temperature)``; otherwise (a single clip, no neutral-sounding
+    speech) through the global head.
+    """
+
+    min_weight: float
+    iterations: int = 1
+    temperature: float = 1.0
+    reference_labels: tuple[str, ...] = ("neutral",)
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """The parsed ``model.json`` of a model directory.
 
@@ -101,7 +121,7 @@ class ModelCard:
     window_seconds: float
     hop_seconds: float
     temperature: float = 1.0
-    normalisation: Any = None
+    normalisation: SpeakerNormalisation | None = None
     kind: str = "logmel_cnn"
     windowing: str = "sliding"
     raw: dict = field(default_factory=dict, repr=False)
@@ -188,9 +208,30 @@ def load_card(model_dir: str | os.PathLike | None = None) -> ModelCard:
         window_seconds=window,
         hop_seconds=hop,
         temperature=temperature,
-        normalisation=raw.get("normalisation"),
+        normalisation=_parse_normalisation(raw, kind, labels, meta_path),
         raw=raw,
     )
+
+
+def _parse_normalisation(raw: dict, kind: str, labels: tuple[str, ...], meta_path: Path) -> SpeakerNormalisation | None:
+    """The speaker normalisation of an embedding model (None: the model has none)."""
+    norm = raw.get("normalisation")
+    if norm is None or kind not in EMBEDDING_KINDS:
+        return None
+    if not isinstance(norm, dict) or norm.get("kind") != "neutral_reference":
+        raise ModelError(f"{meta_path}: normalisation must be {{\"kind\": \"neutral_reference\", ...}}, got {norm!r}")
+    try:
+        out = SpeakerNormalisation(min_weight=float(norm["min_weight"]), iterations=int(norm.get("iterations", 1)),
+                                   temperature=float(norm.get("temperature") or 1.0),
+                                   reference_labels=tuple(str(x) for x in norm.get("reference_labels", ["neutral"])))
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{meta_path}: normalisation needs a number min_weight, got {norm!r}") from None
+    if out.min_weight <= 0 or out.iterations < 0 or out.temperature <= 0:
+        raise ModelError(f"{meta_path}: normalisation min_weight and temperature must be > 0, iterations >= 0")
+    unknown = [x for x in out.reference_labels if x not in labels]
+    if unknown or not out.reference_labels:
+        raise ModelError(f"{meta_path}: normalisation reference_labels {unknown or '[]'} are not among the labels")
+    return out
 
 
 def _parse_model_shape(raw: dict, meta_path: Path) -> tuple[str, Frontend, str]:

@@ -16,10 +16,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 
 from .._lazy import require
 from .._numeric import sha256_file
+from .._onnx import onnx_session, quantize_int8
 from ..errors import ModelError
 from .directory import is_shipped, load_card
 
@@ -43,17 +42,6 @@ MAX_ABS_DIFF = 1e-3
 
 #: The one file hash (:func:`emovox._numeric.sha256_file`), under the name this module exported.
 sha256 = sha256_file
-
-
-def onnx_session(path: str | os.PathLike, *, threads: int = 2) -> Any:
-    """An onnxruntime CPU session on ``path`` (``threads`` intra-op threads, quiet logging)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def onnx_logits(model: str | os.PathLike | Any, x: np.ndarray, *, threads: int = 2, batch: int = 64) -> np.ndarray:
@@ -105,46 +93,6 @@ def export_onnx(model: Any, path: str | os.PathLike, *, n_mels: int = 64, frames
         raise ModelError(f"ONNX export differs from torch by {diff:.2e} (> {MAX_ABS_DIFF}); not written")
     os.replace(tmp, path)
     return diff
-
-
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, *,
-                  op_types: tuple[str, ...] = ("MatMul", "Gemm", "GRU", "LSTM")) -> Path:
-    """Dynamic int8 quantisation of the weights of ``op_types`` into ``dst``, checked to load.
-
-    Dynamic quantisation of convolutions (ConvInteger) is both slower and less accurate in
-    onnxruntime on CPU, so only dense (and, where onnxruntime supports it, recurrent) layers are
-    quantised; for the exported crnn that means its MatMul/Gemm layers, the GRU stays float.
-    Written to a temporary name and renamed.
-
-    Raises
-    ------
-    ModelError
-        Quantisation failed or its result does not load in onnxruntime.
-    """
-    src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # onnxruntime.quantization logs advice through the root logger
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        with tempfile.TemporaryDirectory() as tmpdir:
-            pre = Path(tmpdir) / "pre.onnx"
-            try:
-                quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            except Exception:  # pre-processing is an optimisation; quantise the raw graph without it
-                pre = src
-            quantize_dynamic(str(pre), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types))
-        onnx_session(tmp, threads=1)
-    except Exception as exc:  # onnxruntime raises its own exception types
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"{src}: int8 quantisation failed ({str(exc).splitlines()[0][:200]})") from None
-    finally:
-        root.setLevel(level)
-    os.replace(tmp, dst)
-    return dst
 
 
 def export_model_dir(est: Any, out: Path, *, name: str, int8: bool = True, extra: dict) -> Path:

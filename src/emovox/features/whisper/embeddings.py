@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ParameterError
-from ..cache import atomic_write, cache_root
+from ..cache import cache_root, save_array
 from .frontend import encoder_input
 
 __all__ = ["ENCODER_LAYERS", "layer_stats", "layer_states", "pooled_stats", "layer_stat_names", "embedding_cache_dir"]
@@ -101,11 +101,7 @@ def layer_stats(y: np.ndarray, *, encoder: str = "base", cache: bool = True,
             pass
     stats = pooled_stats(states) if states is not None else _compute(y, encoder)
     if path is not None:
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, stats, allow_pickle=False)
-
-        atomic_write(path, write)
+        save_array(path, stats)
     return stats
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_write, cache_root
+from ..cache import cache_root, save_array
 from .frontend import encoder_input
 
 __all__ = ["frames_cache_dir", "frozen_frames", "sample_digest"]
@@ -88,10 +88,6 @@ def frozen_frames(paths: Sequence[str], *, encoder: str = "base", layer: int = 2
             y = aug.apply(y, rng)
         h = _encode(y, encoder, layer)
 
-        def write(tmp: str, h: np.ndarray = h) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, h, allow_pickle=False)
-
-        atomic_write(file, write)
+        save_array(file, h)
         out.append(h)
     return out
