@@ -20,19 +20,12 @@ import numpy as np
 
 from emovox.audio import load
 from emovox.corpora import load_all
-from emovox.features.whisper.frontend import whisper_logmel
+from emovox.features.whisper.onnx_encoder import clip_inputs
 
 
-def clip_embedding(sess, y: np.ndarray, *, window: int = 64000, min_chunk: int = 4000) -> np.ndarray:
-    n = max(1, int(np.ceil(len(y) / window)))
-    bounds = np.linspace(0, len(y), n + 1).round().astype(int)
-    out = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        chunk = y[a:b]
-        if len(chunk) < min_chunk:
-            chunk = np.pad(chunk, (0, min_chunk - len(chunk)))
-        out.append(sess.run(None, {"logmel": whisper_logmel(chunk)[None].astype(np.float32)})[0][0])
-    return np.mean(out, axis=0)
+def clip_embedding(sess, y: np.ndarray) -> np.ndarray:
+    """The clip's embedding as the predictor computes it: chunk inputs through the graph, averaged."""
+    return np.mean([sess.run(None, {"logmel": m[None].astype(np.float32)})[0][0] for m in clip_inputs(y)], axis=0)
 
 
 def main() -> None:

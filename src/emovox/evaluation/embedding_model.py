@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError
+from ..features.registry import ONNX_ATOMS
 
 __all__ = ["EMBEDDING_SETS", "is_embedding_recipe", "fit_calibrated_head", "write_embedding_model",
            "augmented_features", "AUGMENT_SEED"]
@@ -23,8 +24,8 @@ __all__ = ["EMBEDDING_SETS", "is_embedding_recipe", "fit_calibrated_head", "writ
 #: Seed of the one augmented copy of each training clip.
 AUGMENT_SEED = 1
 
-#: Feature sets that are a shippable encoder graph -> (encoder, blocks).
-EMBEDDING_SETS = {"whisper_base_l3_int8": ("base", 3), "whisper_tiny_en_l2_int8": ("tiny.en", 2)}
+#: Feature sets that are a shippable encoder graph -> (encoder, blocks): the registry's ONNX sets.
+EMBEDDING_SETS = {name: (encoder, blocks) for name, (encoder, blocks, _) in ONNX_ATOMS.items()}
 
 
 def is_embedding_recipe(recipe: dict) -> bool:

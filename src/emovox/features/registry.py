@@ -18,7 +18,7 @@ from ..errors import ParameterError
 from . import handcrafted
 from .logmel import LogMelConfig, logmel
 
-__all__ = ["FEATURE_SETS", "FeatureSet", "extract", "feature_names", "resolve", "feature_config",
+__all__ = ["FEATURE_SETS", "ONNX_ATOMS", "FeatureSet", "extract", "feature_names", "resolve", "feature_config",
            "FEATURES_VERSION"]
 
 #: Bump when an extractor changes its values, so cached vectors are recomputed.
@@ -45,11 +45,11 @@ _WHISPER_ATOMS: dict[str, tuple[str, int, int]] = {
 
 #: The same statistics from the shipped model's int8 ONNX graph of the encoder
 #: (:mod:`.whisper.onnx_encoder`): ``whisper_<encoder>_l<k>_int8`` -> (encoder, k, width).
-_ONNX_ATOMS: dict[str, tuple[str, int, int]] = {"whisper_base_l3_int8": ("base", 3, 512),
+ONNX_ATOMS: dict[str, tuple[str, int, int]] = {"whisper_base_l3_int8": ("base", 3, 512),
                                                 "whisper_tiny_en_l2_int8": ("tiny.en", 2, 384)}
 
 _ATOM_BACKEND = {**{a: "librosa" for a in handcrafted.ATOMS}, "egemaps": "opensmile", "logmel_stats": "numpy",
-                 **{a: "torch" for a in _WHISPER_ATOMS}, **{a: "onnxruntime" for a in _ONNX_ATOMS}}
+                 **{a: "torch" for a in _WHISPER_ATOMS}, **{a: "onnxruntime" for a in ONNX_ATOMS}}
 
 FEATURE_SETS: dict[str, FeatureSet] = {
     "mfcc": FeatureSet("mfcc", ("mfcc",), "40 MFCCs, mean over time (librosa)"),
@@ -74,7 +74,7 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     **{atom: FeatureSet(atom, (atom,),
                         f"mean and std over time of frozen Whisper {enc} after block {k} ({2 * w}-d), through the "
                         "int8 ONNX graph and the chunking of the shipped model (onnxruntime; torch builds the graph once)")
-       for atom, (enc, k, w) in _ONNX_ATOMS.items()},
+       for atom, (enc, k, w) in ONNX_ATOMS.items()},
 }
 
 
@@ -116,8 +116,8 @@ def _atom_names(atom: str) -> list[str]:
 
         enc, k, width = _WHISPER_ATOMS[atom]
         return layer_stat_names(enc, k, width)
-    if atom in _ONNX_ATOMS:
-        width = _ONNX_ATOMS[atom][2]
+    if atom in ONNX_ATOMS:
+        width = ONNX_ATOMS[atom][2]
         return [f"{atom}_{s}_{i:03d}" for s in ("mean", "std") for i in range(width)]
     return _logmel_stats_names()
 
@@ -207,11 +207,11 @@ def extract(y: np.ndarray, *, set: str = "handcrafted", sr: int = SAMPLE_RATE) -
                 raise ParameterError(f"{atom} needs audio at {SAMPLE_RATE} Hz, got sr={sr}")
             enc, k, _ = _WHISPER_ATOMS[atom]
             parts[atom] = layer_stats(y, encoder=enc)[k].astype(np.float64)
-        elif atom in _ONNX_ATOMS:
+        elif atom in ONNX_ATOMS:
             from .whisper.onnx_encoder import onnx_embedding
 
             if sr != SAMPLE_RATE:
                 raise ParameterError(f"{atom} needs audio at {SAMPLE_RATE} Hz, got sr={sr}")
-            enc, k, _ = _ONNX_ATOMS[atom]
+            enc, k, _ = ONNX_ATOMS[atom]
             parts[atom] = onnx_embedding(y, encoder=enc, n_blocks=k).astype(np.float64)
     return np.concatenate([parts[a] for a in atoms])

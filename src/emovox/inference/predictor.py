@@ -19,8 +19,8 @@ from ..audio import SAMPLE_RATE, AudioSource, load, resample, validate
 from ..errors import ModelError, ParameterError
 from ..features.logmel import LogMelConfig, logmel
 from ..features.normalise import neutral_reference
-from ..features.whisper.frontend import whisper_logmel
-from ..features.windows import chunk_bounds, fit_length, seconds_to_frames, trim_silence, windows
+from ..features.whisper.frontend import WhisperFrontendConfig, chunk_logmels, padded_logmel
+from ..features.windows import fit_length, seconds_to_frames, trim_silence, windows
 from ..models.directory import EMBEDDING_KINDS, ModelCard, load_card
 from .vad import FRAME_SECONDS, is_steady, speech_mask
 
@@ -205,9 +205,7 @@ class Predictor:
         fe = self.card.frontend
         if isinstance(fe, LogMelConfig):
             return logmel(y, config=fe)
-        if len(y) < self.min_chunk_samples:
-            y = np.pad(y, (0, self.min_chunk_samples - len(y)))
-        return whisper_logmel(y, config=fe)
+        return padded_logmel(y, min_samples=self.min_chunk_samples, config=fe)
 
     def clip_windows(self, y: np.ndarray) -> list[np.ndarray]:
         """Model inputs of a whole clip, each ``[n_mels, frames]``.
@@ -218,7 +216,9 @@ class Predictor:
         """
         if not self.chunked:
             return list(windows(self.logmel(y), window=self.window_frames, hop=self.hop_frames))
-        return [self.logmel(y[a:b]) for a, b in chunk_bounds(len(y), chunk=self.window_samples)]
+        fe = self.card.frontend
+        assert isinstance(fe, WhisperFrontendConfig)  # load_card pairs chunked kinds with whisper_logmel
+        return chunk_logmels(y, chunk_samples=self.window_samples, min_samples=self.min_chunk_samples, config=fe)
 
     def window_inputs(self, y: np.ndarray, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """One model input per ``(start, end)`` sample span of ``y`` (a speech turn).
@@ -273,52 +273,51 @@ class Predictor:
             return z
         return self.heads.logits(z, "global") if len(z) else np.zeros((0, len(self.labels)), np.float32)
 
-    def speaker_logits(self, embeddings: np.ndarray, *,
-                       reference: np.ndarray | None | bool = True) -> tuple[np.ndarray, str]:
-        """Logits of segments of one speaker, from their embeddings ``[n, d]``; and the head used.
+    def speaker_logits(self, embeddings: np.ndarray) -> tuple[np.ndarray, str]:
+        """Logits of the segments of one speaker, from their embeddings ``[n, d]``; and the head used.
 
-        The speaker's neutral reference is estimated from ``embeddings`` themselves
-        (:func:`emovox.features.normalise.neutral_reference`), or given (``reference``: a stream's
-        running estimate; None: there is none yet). With a reference each embedding minus it goes
-        through the ``speaker`` head; without one (too little neutral-sounding speech, or a model
-        without speaker normalisation) through the ``global`` head.
+        The speaker's neutral reference is estimated from the segments themselves
+        (:meth:`speaker_reference`), then :meth:`referenced_logits`.
         """
-        if self.heads is None:
-            raise ParameterError(f"{self.card.name}: speaker_logits needs an embedding model, not {self.card.kind}")
+        return self.referenced_logits(embeddings, self.speaker_reference(embeddings))
+
+    def speaker_reference(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """A speaker's neutral reference from their segments' embeddings (:func:`~emovox.features.normalise.neutral_reference`);
+        None for too little neutral-sounding speech or a model without speaker normalisation."""
+        heads, norm = self._embedding_heads(), self.card.normalisation
         E = np.asarray(embeddings, np.float64)
-        global_logits = self.heads.logits(E, "global")
-        norm = self.card.normalisation
         if norm is None or not len(E):
-            return global_logits, "global"
-        if reference is True:
-            reference = neutral_reference(E, self.neutral_weights(global_logits),
-                                          lambda Z: self.neutral_weights(self.heads.logits(Z, "speaker")),
-                                          iterations=norm.iterations, min_weight=norm.min_weight)
-        if reference is None or reference is False:
-            return global_logits, "global"
-        return self.heads.logits(E - reference, "speaker"), "speaker"
+            return None
+        return neutral_reference(E, self.neutral_weights(heads.logits(E, "global")),
+                                 lambda Z: self.neutral_weights(heads.logits(Z, "speaker")),
+                                 iterations=norm.iterations, min_weight=norm.min_weight)
+
+    def referenced_logits(self, embeddings: np.ndarray, reference: np.ndarray | None) -> tuple[np.ndarray, str]:
+        """Each embedding minus ``reference`` through the ``speaker`` head; the ``global`` head without one."""
+        heads = self._embedding_heads()
+        E = np.asarray(embeddings, np.float64)
+        if reference is None or self.card.normalisation is None:
+            return heads.logits(E, "global"), "global"
+        return heads.logits(E - reference, "speaker"), "speaker"
 
     def neutral_weights(self, logits: np.ndarray) -> np.ndarray:
         """Each row's probability (softmax, uncalibrated) of a reference class of the speaker normalisation."""
         norm = self.card.normalisation
         cols = [self.labels.index(x) for x in (norm.reference_labels if norm is not None else ("neutral",))]
-        z = np.asarray(logits, np.float64)
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        return p[:, cols].sum(axis=1) / p.sum(axis=1)
+        return softmax(np.asarray(logits, np.float64))[:, cols].sum(axis=1)
+
+    def _embedding_heads(self) -> Heads:
+        if self.heads is None:
+            raise ParameterError(f"{self.card.name}: needs an embedding model (kind whisper_embed), not {self.card.kind}")
+        return self.heads
 
     def clip_embeddings(self, clips: Sequence[np.ndarray], *, vad: bool = True) -> list[np.ndarray | None]:
         """Embeddings of 16 kHz clips (mean over each clip's chunks); None where a clip is not speech."""
-        if self.heads is None:
-            raise ParameterError(f"{self.card.name}: clip_embeddings needs an embedding model, not {self.card.kind}")
+        self._embedding_heads()
         with single_thread_blas():
-            chosen = [self.clip_windows(validate(y)) if not vad or self.is_speech(validate(y)) else None for y in clips]
-            z = self.outputs([w for wins in chosen if wins is not None for w in wins])
-        out: list[np.ndarray | None] = []
-        pos = 0
-        for wins in chosen:
-            out.append(None if wins is None else z[pos : pos + len(wins)].mean(axis=0))
-            pos += 0 if wins is None else len(wins)
-        return out
+            chosen = self._choose(clips, sr=SAMPLE_RATE, vad=vad)
+            means = self._clip_means(chosen)
+        return [means.get(i) for i in range(len(chosen))]
 
     def label_index(self, restrict_to: Sequence[str] | None = None) -> np.ndarray:
         """Indices of ``restrict_to`` among the labels (all labels if None)."""
@@ -408,6 +407,10 @@ class Predictor:
                       restrict_to: Sequence[str] | None, vad: bool,
                       speakers: Sequence[str] | None = None) -> list[Prediction]:
         idx = self.label_index(restrict_to)
+        return self._aggregate(self._choose(clips, sr=sr, vad=vad), idx, speakers)
+
+    def _choose(self, clips: Sequence[AudioSource | np.ndarray], *, sr: int, vad: bool) -> list[list[np.ndarray] | None]:
+        """Each clip's model inputs, or None where VAD finds too little speech."""
         chosen: list[list[np.ndarray] | None] = []
         for clip in clips:
             y = self._as_array(clip, sr)
@@ -416,18 +419,23 @@ class Predictor:
                 continue
             # The CNN was trained on trimmed clips, the Whisper model on whole ones.
             chosen.append(self.clip_windows(y if self.chunked else trim_silence(y)))
-        return self._aggregate(chosen, idx, speakers)
+        return chosen
 
-    def _aggregate(self, chosen: list[list[np.ndarray] | None], idx: np.ndarray,
-                   speakers: Sequence[str] | None = None) -> list[Prediction]:
+    def _clip_means(self, chosen: list[list[np.ndarray] | None]) -> dict[int, np.ndarray]:
+        """Per clip with inputs: the mean of the model's outputs over its windows, in one batch."""
         z = self.outputs([w for wins in chosen if wins is not None for w in wins])
-        # per clip: the mean over its windows (logits, or embeddings: the heads are affine, so the same)
-        clip_out: dict[int, np.ndarray] = {}
+        means: dict[int, np.ndarray] = {}
         pos = 0
         for i, wins in enumerate(chosen):
             if wins is not None:
-                clip_out[i] = z[pos : pos + len(wins)].mean(axis=0)
+                means[i] = z[pos : pos + len(wins)].mean(axis=0)
                 pos += len(wins)
+        return means
+
+    def _aggregate(self, chosen: list[list[np.ndarray] | None], idx: np.ndarray,
+                   speakers: Sequence[str] | None = None) -> list[Prediction]:
+        # per clip: the mean over its windows (logits, or embeddings: the heads are affine, so the same)
+        clip_out = self._clip_means(chosen)
         heads = {i: "global" for i in clip_out}
         if self.heads is not None and clip_out:
             groups: dict[str, list[int]] = {}

@@ -183,7 +183,7 @@ class StreamingPredictor:
             weight = float(self.predictor.neutral_weights(self.predictor.heads.logits(e[None], "global"))[0])
             self._reference.add(e, weight)
             reference = self._reference.mean() if self._reference.weight >= norm.min_weight else None
-            logits, head = self.predictor.speaker_logits(e[None], reference=reference)
+            logits, head = self.predictor.referenced_logits(e[None], reference)
             out.append(self.predictor.decide(logits[0], head=head))
         return out
 

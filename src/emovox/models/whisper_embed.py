@@ -34,45 +34,11 @@ import numpy as np
 from .._numeric import sha256_file
 from ..errors import ModelError
 
-__all__ = ["fit_head", "fit_heads", "export_model_dir", "HEAD_KEYS"]
+__all__ = ["export_model_dir", "HEAD_KEYS"]
 
 #: Arrays of ``head.npz``: for head H in (global, speaker): H_mean, H_scale (the scaler), H_coef
 #: ``[n_classes, d]`` and H_intercept ``[n_classes]``.
 HEAD_KEYS = tuple(f"{h}_{k}" for h in ("global", "speaker") for k in ("mean", "scale", "coef", "intercept"))
-
-
-def fit_head(X: np.ndarray, y: Sequence[str], labels: Sequence[str], *, C: float, seed: int = 0) -> dict[str, np.ndarray]:
-    """A standard scaler and a multinomial logistic regression on ``X``, as plain arrays.
-
-    Returns ``{"mean", "scale", "coef" [n_classes, d], "intercept" [n_classes]}`` with the classes in
-    the order of ``labels`` (every label must occur in ``y``).
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    missing = sorted(set(labels) - set(y))
-    if missing:
-        raise ModelError(f"fit_head: no training clip of {missing}")
-    X = np.asarray(X, dtype=np.float64)
-    scaler = StandardScaler().fit(X)
-    clf = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(scaler.transform(X), list(y))
-    order = [list(clf.classes_).index(lab) for lab in labels]
-    return {"mean": scaler.mean_.astype(np.float32), "scale": scaler.scale_.astype(np.float32),
-            "coef": clf.coef_[order].astype(np.float32), "intercept": clf.intercept_[order].astype(np.float32)}
-
-
-def fit_heads(X: np.ndarray, y: Sequence[str], speakers: Sequence[str], labels: Sequence[str], *,
-              C_global: float, C_speaker: float, seed: int = 0) -> dict[str, np.ndarray]:
-    """Both heads (``head.npz``'s arrays, :data:`HEAD_KEYS`) from raw embeddings ``X`` of labelled clips.
-
-    The speaker head learns each training speaker's clips relative to that speaker's neutral clips.
-    """
-    from ..features.normalise import neutral_means_by_group
-
-    heads = {f"global_{k}": v for k, v in fit_head(X, y, labels, C=C_global, seed=seed).items()}
-    Z = neutral_means_by_group(X, speakers, y)
-    heads |= {f"speaker_{k}": v for k, v in fit_head(Z, y, labels, C=C_speaker, seed=seed).items()}
-    return heads
 
 
 def export_model_dir(out: str | os.PathLike, *, encoder: str, n_blocks: int, heads: dict[str, np.ndarray],
@@ -87,12 +53,7 @@ def export_model_dir(out: str | os.PathLike, *, encoder: str, n_blocks: int, hea
     """
     from ..features.whisper.frontend import WhisperFrontendConfig
     from ..features.whisper.onnx_encoder import CHUNK_SECONDS, MIN_CHUNK_SECONDS, encoder_graph
-    from ..features.whisper.weights import (
-        ENCODERS,
-        WHISPER_LICENCE,
-        encoder_dims,
-        load_encoder_weights,
-    )
+    from ..features.whisper.weights import encoder_dims, load_encoder_weights, provenance
 
     missing = [k for k in HEAD_KEYS if k not in heads]
     if missing:
@@ -104,16 +65,17 @@ def export_model_dir(out: str | os.PathLike, *, encoder: str, n_blocks: int, hea
     graph = encoder_graph(encoder, n_blocks)
     shutil.copyfile(graph, out / "model.onnx.tmp")
     os.replace(out / "model.onnx.tmp", out / "model.onnx")
-    dims = encoder_dims(load_encoder_weights(encoder))
+    weights = load_encoder_weights(encoder)
+    dims = encoder_dims(weights)
     tmp = out / "head.tmp.npz"
     np.savez(tmp, **{k: np.asarray(heads[k], np.float32) for k in HEAD_KEYS})  # type: ignore[arg-type]
     os.replace(tmp, out / "head.npz")
     files = ["model.onnx", "head.npz"]
-    src = ENCODERS[encoder]
     width = dims.n_state
-    # stem (2 convolutions + position table) and n_blocks blocks of 12 d^2 + 13 d weights each
-    encoder_parameters = (dims.n_mels * width * 3 + width) + (width * width * 3 + width) + dims.n_ctx * width + \
-        n_blocks * (12 * width * width + 13 * width)
+    # the graph holds the stem (convolutions, position table) and the first n_blocks blocks
+    kept = [k for k, v in weights.items() if v.size > 1 and not k.startswith("encoder/layer_norm")
+            and (not k.startswith("encoder/layer_") or int(k.split("/")[1].split("_")[1]) < n_blocks)]
+    encoder_parameters = sum(int(weights[k].size) for k in kept)
     meta = {
         "name": name,
         "version": version,
@@ -143,8 +105,7 @@ def export_model_dir(out: str | os.PathLike, *, encoder: str, n_blocks: int, hea
         "architecture": {"encoder": encoder, "n_blocks": n_blocks, "width": width, "embedding": 2 * width,
                          "pooling": "mean and std over time", "heads": "standard scaler + logistic regression",
                          "parameters": int(encoder_parameters + heads["global_coef"].size + heads["speaker_coef"].size)},
-        "pretrained": {"model": f"OpenAI Whisper {encoder}: {src.description}", "licence": WHISPER_LICENCE,
-                       "wheels": [{"name": d, "version": v, "file": f, "sha256": h} for d, v, f, h in src.parts]},
+        "pretrained": provenance(encoder),
         "onnx": {"opset": 17, "input": "logmel [batch, 80, frames] (whisper_logmel)",
                  "output": f"embedding [batch, {2 * width}]",
                  "bytes": {f: (out / f).stat().st_size for f in files}},

