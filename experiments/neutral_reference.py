@@ -75,7 +75,8 @@ class Decider:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--embeddings", required=True)
+    ap.add_argument("--embeddings", required=True, help="prefix of embed_onnx.py's shards; several joined by ','"
+                    " are concatenated per clip (two encoders side by side)")
     ap.add_argument("--protocols", nargs="+", default=["2", "1", "3"])
     ap.add_argument("--C", type=float, default=0.01)
     ap.add_argument("--iterations", type=int, default=1)
@@ -86,8 +87,8 @@ def main() -> None:
                     help="add the augmented copy to training, as speakers of their own")
     ap.add_argument("--test-augmented", action="store_true", help="test on the augmented copies instead of clean")
     args = ap.parse_args()
-    table = load_embeddings(args.embeddings)
-    augmented = load_embeddings(args.augmented) if args.augmented else None
+    table = load_joined(args.embeddings)
+    augmented = load_joined(args.augmented) if args.augmented else None
     out = Path("runs/exp/neutral_reference.tsv")
     out.parent.mkdir(parents=True, exist_ok=True)
     for protocol in args.protocols:
@@ -122,10 +123,17 @@ def main() -> None:
             line = f"P{protocol} {name:34s} {100 * np.mean(scores):5.1f}  [{' '.join(f'{100 * s:.1f}' for s in scores)}]"
             print(line, flush=True)
             with open(out, "a") as fh:
-                fh.write("\t".join([Path(args.embeddings).name + ("+aug" if args.train_augmented else "")
+                fh.write("\t".join([",".join(str(Path(p).relative_to("runs/embed")) if p.startswith("runs/embed") else p
+                                             for p in args.embeddings.split(",")) + ("+aug" if args.train_augmented else "")
                                     + (" test-aug" if args.test_augmented else ""), protocol,
                                     str(args.iterations), str(args.min_weight),
                                     name, f"{100 * np.mean(scores):.1f}"]) + "\n")
+
+
+def load_joined(spec: str) -> dict[str, np.ndarray]:
+    """Embeddings of one prefix, or of several (``a,b``) concatenated per clip."""
+    tables = [load_embeddings(p) for p in spec.split(",")]
+    return {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if all(k in t for t in tables)}
 
 
 def scenarios(res: dict, decide: Decider, X, y, spk, te, rng) -> None:

@@ -1,0 +1,258 @@
+"""Experiment (issue #15): a speaker-discriminant projection of the voice encoder's embeddings.
+
+    python experiments/diarize_lda.py embed                 # training windows -> runs/exp/diarize_lda/train.npz
+    python experiments/diarize_lda.py tune --conversations 20
+    python experiments/diarize_lda.py test --projection lda64 --conversations 40
+
+Most of the diarizer's error is speaker confusion on acted speech: an actor's anger moves their
+resemblyzer embedding about as far as a change of actor (docs/experiments.md). The classical
+answer of speaker recognition back-ends (i-vector / x-vector systems: LDA, WCCN before PLDA) is a
+linear map learnt on many speakers that keeps the directions along which *speakers* differ and
+shrinks those along which one speaker's windows vary (emotion, channel, words).
+
+Training windows: every clip of the ``tune`` half of CREMA-D's and RAVDESS's speakers (the
+benchmark's ``test`` half is never touched) plus all of SAVEE and TESS (never in a benchmark
+conversation), leading/trailing silence trimmed, clean and through the telephone channel, cut into
+the diarizer's windows (1.5 s, hop 0.75 s). One class per speaker.
+
+Projections: ``none``; ``lda<d>`` (generalised eigenvectors of between- vs within-speaker scatter,
+the within scatter shrunk towards its mean variance, top ``d``); ``wccn`` (within-speaker whitening,
+all 256 dims). Each maps a unit embedding ``x`` to ``P (x - mean)``; the diarizer normalises again.
+
+``tune`` scores each projection on ``tune`` conversations (DER with ``--speakers 2``, clean and
+telephone) and records, per conversation, the mean window-to-centroid similarity for k = 1..4
+voices, so the ``auto`` thresholds can be chosen for each projection on these speakers only.
+``test`` runs the benchmark's own conversations (``test`` speakers) with a projection and the
+thresholds chosen on ``tune``. Appends to runs/exp/diarize_lda.tsv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE, load
+from emovox.audio.augment import telephone
+from emovox.corpora import load_corpus
+from emovox.evaluation.diarization import _trim, der, make_conversation, speaker_pools
+from emovox.inference.diarization import (
+    MAX_SPEAKERS,
+    DiarizationConfig,
+    _fit,
+    _normalise,
+    _windows,
+    diarize,
+    pad_turns,
+    speech_turns,
+)
+from emovox.inference.speaker import SpeakerEncoder
+
+OUT = Path("runs/exp/diarize_lda")
+
+
+def training_pools(data: Path) -> dict[str, list]:
+    pools: dict[str, list] = {}
+    for corpus in ("crema-d", "ravdess"):
+        for s, items in speaker_pools(load_corpus(corpus, data / corpus).items, part="tune").items():
+            pools[f"{corpus}/{s}"] = items
+    for corpus in ("savee", "tess"):
+        for s, items in speaker_pools(load_corpus(corpus, data / corpus).items, part="all").items():
+            pools[f"{corpus}/{s}"] = items
+    return pools
+
+
+def embed_training(data: Path, *, max_clips: int) -> None:
+    enc = SpeakerEncoder.load()
+    cfg = DiarizationConfig()
+    pools = training_pools(data)
+    rng = np.random.default_rng(0)
+    embs, spk, phone = [], [], []
+    t0 = time.time()
+    for j, (s, items) in enumerate(sorted(pools.items())):
+        pick = [items[i] for i in sorted(rng.choice(len(items), min(max_clips, len(items)), replace=False))]
+        for it in pick:
+            y = _trim(load(it.path))
+            for tel in (False, True):
+                z = telephone(y) if tel else y
+                w = _windows([(0, len(z))], cfg)
+                if not w:
+                    continue
+                e = enc.embed_windows(z, w)
+                embs.append(e)
+                spk += [s] * len(e)
+                phone += [tel] * len(e)
+        print(f"{j + 1}/{len(pools)} {s}: {len(spk)} windows, {time.time() - t0:.0f} s", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.savez(OUT / "train.npz", embeddings=np.concatenate(embs), speakers=np.array(spk), telephone=np.array(phone))
+
+
+def fit_projection(name: str, X: np.ndarray, speakers: np.ndarray, shrink: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean [256], P [d, 256])`` of a projection named ``none``, ``wccn`` or ``lda<d>``."""
+    X = _normalise(X)
+    mean = X.mean(0)
+    if name == "none":
+        return np.zeros_like(mean), np.eye(X.shape[1])
+    classes = np.unique(speakers)
+    means = np.stack([X[speakers == c].mean(0) for c in classes])
+    within = sum(np.cov((X[speakers == c] - means[i]).T, bias=True) * np.sum(speakers == c)
+                 for i, c in enumerate(classes)) / len(X)
+    within = (1 - shrink) * within + shrink * np.trace(within) / len(within) * np.eye(len(within))
+    vals, vecs = np.linalg.eigh(within)
+    w_inv_half = vecs @ np.diag(vals ** -0.5) @ vecs.T
+    if name == "wccn":
+        return mean, w_inv_half
+    d = int(name.removeprefix("lda"))
+    counts = np.array([np.sum(speakers == c) for c in classes])
+    between = ((means - mean).T * counts) @ (means - mean) / len(X)
+    b_white = w_inv_half @ between @ w_inv_half
+    bv, bvec = np.linalg.eigh(b_white)
+    top = bvec[:, np.argsort(bv)[::-1][:d]]
+    return mean, top.T @ w_inv_half
+
+
+class ProjectedEncoder:
+    """The shipped encoder with a linear map after it; raw embeddings cached per (signal, windows)."""
+
+    def __init__(self, base: SpeakerEncoder):
+        self.base = base
+        self.cache: dict[tuple, np.ndarray] = {}
+        self.mean: np.ndarray | None = None
+        self.P: np.ndarray | None = None
+
+    def raw(self, y: np.ndarray, windows) -> np.ndarray:
+        key = (len(y), float(y[:: 997].sum()), tuple(windows))
+        if key not in self.cache:
+            self.cache[key] = self.base.embed_windows(y, windows)
+        return self.cache[key]
+
+    def embed_windows(self, y: np.ndarray, windows) -> np.ndarray:
+        e = self.raw(y, windows)
+        if self.P is None:
+            return e
+        return (_normalise(e) - self.mean) @ self.P.T
+
+
+def count_scores(enc: ProjectedEncoder, y: np.ndarray, turns, cfg: DiarizationConfig) -> list[float]:
+    """Mean window-to-own-centroid similarity for k = 1..4 voices (what ``auto`` compares)."""
+    turns = pad_turns(turns, pad=int(cfg.pad_seconds * SAMPLE_RATE), n=len(y))
+    w = _windows(turns, cfg)
+    emb = _normalise(enc.embed_windows(y, w))
+    rng = np.random.default_rng(0)
+    return [_fit(emb, k, config=cfg, rng=rng)[1] for k in range(1, min(4, len(emb)) + 1)]
+
+
+def choose_gains(rows: list[dict], proj: str) -> tuple[tuple[float, float], float]:
+    """auto_gain (k=2, k>=3) maximising the count accuracy over ``rows`` (ties: the smaller gains)."""
+    grid = np.round(np.arange(0.0, 0.2, 0.0025), 4)
+    best = ((0.0, 0.0), -1.0)
+    for g2 in grid:
+        for g3 in grid:
+            acc = np.mean([found(r["scores"][proj], (g2, g3)) == r["speakers"] for r in rows])
+            if acc > best[1] + 1e-9:
+                best = ((float(g2), float(g3)), float(acc))
+    return best
+
+
+def found(scores: list[float], gains: tuple[float, float]) -> int:
+    k = 1
+    for j in range(1, len(scores)):
+        if scores[j] - scores[j - 1] <= gains[min(j - 1, 1)]:
+            break
+        k = j + 1
+    return k
+
+
+def conversations(data: Path, part: str, n: int, seed: int):
+    pools = {c: speaker_pools(load_corpus(c, data / c).items, part=part) for c in ("crema-d", "ravdess")}
+    rng = np.random.default_rng(seed)
+    jobs = [(2, c) for c in np.resize(["crema-d", "ravdess"], n)]
+    jobs += [(k, c) for k in (1, 3) for c in np.resize(["crema-d", "ravdess"], max(1, n // 4))]
+    for k, c in jobs:
+        yield k, c, make_conversation(pools[str(c)], n_speakers=k, rng=rng, seconds=60.0)
+
+
+def evaluate(data: Path, part: str, n: int, seed: int, projections: dict, gains: dict | None = None) -> dict:
+    base = SpeakerEncoder.load()
+    enc = ProjectedEncoder(base)
+    rows = []
+    t0 = time.time()
+    for j, (k, corpus, conv) in enumerate(conversations(data, part, n, seed)):
+        for tel in ((False, True) if k == 2 else (False,)):
+            y = telephone(conv.audio) if tel else conv.audio
+            turns = speech_turns(y)
+            row: dict = {"speakers": k, "corpus": str(corpus), "telephone": tel, "seconds": len(y) / SAMPLE_RATE,
+                         "der": {}, "scores": {}, "der_auto": {}}
+            for name, (mean, P) in projections.items():
+                enc.mean, enc.P = (None, None) if name == "none" else (mean, P)
+                cfg = DiarizationConfig() if gains is None else DiarizationConfig(auto_gain=tuple(gains[name]))
+                if k == 2:
+                    row["der"][name] = der(conv.reference, diarize(y, speakers=2, encoder=enc, config=cfg,  # type: ignore[arg-type]
+                                                                   turns=turns).spans())["der"]
+                    if gains is not None:
+                        row["der_auto"][name] = der(conv.reference, diarize(y, speakers="auto", encoder=enc,  # type: ignore[arg-type]
+                                                                            config=cfg, turns=turns).spans())["der"]
+                row["scores"][name] = count_scores(enc, y, turns, cfg)
+            rows.append(row)
+            enc.cache.clear()
+        print(f"{j + 1} {k}spk {corpus} {time.time() - t0:.0f}s " + " ".join(
+            f"{p}={r['der'].get(p, float('nan')):.3f}" for r in rows[-1:] for p in projections), flush=True)
+    return {"rows": rows}
+
+
+def pooled(rows: list[dict], proj: str, tel: bool, key: str = "der") -> float:
+    sel = [r for r in rows if r["speakers"] == 2 and r["telephone"] == tel and proj in r[key]]
+    w = np.array([r["seconds"] for r in sel])
+    return float(np.sum(w * np.array([r[key][proj] for r in sel])) / np.sum(w)) if sel else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("step", choices=["embed", "tune", "test"])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--conversations", type=int, default=20)
+    ap.add_argument("--max-clips", type=int, default=40, help="clips per training speaker")
+    ap.add_argument("--projections", nargs="+", default=["none", "wccn", "lda32", "lda48", "lda60"])
+    ap.add_argument("--projection", default="lda48", help="test: the projection chosen on tune")
+    ap.add_argument("--shrink", type=float, default=0.1)
+    args = ap.parse_args()
+    data = Path(args.data)
+    if args.step == "embed":
+        embed_training(data, max_clips=args.max_clips)
+        return
+    z = np.load(OUT / "train.npz")
+    X, spk = z["embeddings"], z["speakers"]
+    names = args.projections if args.step == "tune" else sorted({"none", args.projection})
+    projections = {n: fit_projection(n, X, spk, args.shrink) for n in names}
+    log = Path("runs/exp/diarize_lda.tsv")
+    if args.step == "tune":
+        res = evaluate(data, "tune", args.conversations, seed=7, projections=projections)
+        (OUT / "tune.json").write_text(json.dumps(res))
+        for n in names:
+            gains, acc = choose_gains(res["rows"], n)
+            line = (f"tune\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
+                    f"{pooled(res['rows'], n, True):.3f}\tcount {acc:.2f} gains {gains}")
+            print(line)
+            with log.open("a") as f:
+                f.write(line + "\n")
+        return
+    tune = json.loads((OUT / "tune.json").read_text())
+    gains = {n: choose_gains(tune["rows"], n)[0] for n in names}
+    res = evaluate(data, "test", args.conversations, seed=0, projections=projections, gains=gains)
+    (OUT / f"test_{args.projection}.json").write_text(json.dumps(res))
+    for n in names:
+        acc = np.mean([found(r["scores"][n], gains[n]) == r["speakers"] for r in res["rows"]])
+        line = (f"test\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
+                f"{pooled(res['rows'], n, True):.3f}\tauto {pooled(res['rows'], n, False, 'der_auto'):.3f}\t"
+                f"count {acc:.2f} gains {gains[n]}")
+        print(line)
+        with log.open("a") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    assert MAX_SPEAKERS >= 4
+    main()
