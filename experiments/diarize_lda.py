@@ -44,8 +44,8 @@ from emovox.inference.diarization import (
     DiarizationConfig,
     _fit,
     _normalise,
-    _windows,
     diarize,
+    embedding_windows,
     pad_turns,
     speech_turns,
 )
@@ -65,8 +65,8 @@ def training_pools(data: Path) -> dict[str, list]:
     return pools
 
 
-def embed_training(data: Path, *, max_clips: int) -> None:
-    enc = SpeakerEncoder.load()
+def embed_training(data: Path, *, max_clips: int, name: str = "train") -> None:
+    enc = SpeakerEncoder.load(projection=False)
     cfg = DiarizationConfig()
     pools = training_pools(data)
     rng = np.random.default_rng(0)
@@ -78,7 +78,7 @@ def embed_training(data: Path, *, max_clips: int) -> None:
             y = _trim(load(it.path))
             for tel in (False, True):
                 z = telephone(y) if tel else y
-                w = _windows([(0, len(z))], cfg)
+                w = embedding_windows([(0, len(z))], cfg)
                 if not w:
                     continue
                 e = enc.embed_windows(z, w)
@@ -87,7 +87,7 @@ def embed_training(data: Path, *, max_clips: int) -> None:
                 phone += [tel] * len(e)
         print(f"{j + 1}/{len(pools)} {s}: {len(spk)} windows, {time.time() - t0:.0f} s", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    np.savez(OUT / "train.npz", embeddings=np.concatenate(embs), speakers=np.array(spk), telephone=np.array(phone))
+    np.savez(OUT / f"{name}.npz", embeddings=np.concatenate(embs), speakers=np.array(spk), telephone=np.array(phone))
 
 
 def fit_projection(name: str, X: np.ndarray, speakers: np.ndarray, shrink: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +139,7 @@ class ProjectedEncoder:
 def count_scores(enc: ProjectedEncoder, y: np.ndarray, turns, cfg: DiarizationConfig) -> list[float]:
     """Mean window-to-own-centroid similarity for k = 1..4 voices (what ``auto`` compares)."""
     turns = pad_turns(turns, pad=int(cfg.pad_seconds * SAMPLE_RATE), n=len(y))
-    w = _windows(turns, cfg)
+    w = embedding_windows(turns, cfg)
     emb = _normalise(enc.embed_windows(y, w))
     rng = np.random.default_rng(0)
     return [_fit(emb, k, config=cfg, rng=rng)[1] for k in range(1, min(4, len(emb)) + 1)]
@@ -176,7 +176,7 @@ def conversations(data: Path, part: str, n: int, seed: int):
 
 
 def evaluate(data: Path, part: str, n: int, seed: int, projections: dict, gains: dict | None = None) -> dict:
-    base = SpeakerEncoder.load()
+    base = SpeakerEncoder.load(projection=False)
     enc = ProjectedEncoder(base)
     rows = []
     t0 = time.time()
@@ -218,28 +218,29 @@ def main() -> None:
     ap.add_argument("--projections", nargs="+", default=["none", "wccn", "lda32", "lda48", "lda60"])
     ap.add_argument("--projection", default="lda48", help="test: the projection chosen on tune")
     ap.add_argument("--shrink", type=float, default=0.1)
+    ap.add_argument("--train", default="train", help="name of the training-window file (embed writes it)")
     args = ap.parse_args()
     data = Path(args.data)
     if args.step == "embed":
-        embed_training(data, max_clips=args.max_clips)
+        embed_training(data, max_clips=args.max_clips, name=args.train)
         return
-    z = np.load(OUT / "train.npz")
+    z = np.load(OUT / f"{args.train}.npz")
     X, spk = z["embeddings"], z["speakers"]
     names = args.projections if args.step == "tune" else sorted({"none", args.projection})
     projections = {n: fit_projection(n, X, spk, args.shrink) for n in names}
     log = Path("runs/exp/diarize_lda.tsv")
     if args.step == "tune":
         res = evaluate(data, "tune", args.conversations, seed=7, projections=projections)
-        (OUT / "tune.json").write_text(json.dumps(res))
+        (OUT / f"tune_{args.train}_{args.shrink}.json").write_text(json.dumps(res))
         for n in names:
             gains, acc = choose_gains(res["rows"], n)
-            line = (f"tune\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
+            line = (f"tune\t{args.train}\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
                     f"{pooled(res['rows'], n, True):.3f}\tcount {acc:.2f} gains {gains}")
             print(line)
             with log.open("a") as f:
                 f.write(line + "\n")
         return
-    tune = json.loads((OUT / "tune.json").read_text())
+    tune = json.loads((OUT / f"tune_{args.train}_{args.shrink}.json").read_text())
     gains = {n: choose_gains(tune["rows"], n)[0] for n in names}
     res = evaluate(data, "test", args.conversations, seed=0, projections=projections, gains=gains)
     (OUT / f"test_{args.projection}.json").write_text(json.dumps(res))

@@ -129,13 +129,17 @@ def _run_speed(args: argparse.Namespace) -> None:
 
 def _run_diarization(args: argparse.Namespace) -> None:
     from ..evaluation.diarization import benchmark_markdown
+    from ..evaluation.report import atomic_write
 
     command = f"emovox benchmark --diarization --conversations {args.conversations}"
-    _, body = benchmark_markdown(args.data, conversations=args.conversations, command=command,
-                                 progress=None if args.no_progress else lambda m: print(m, file=sys.stderr))
+    result, body = benchmark_markdown(args.data, conversations=args.conversations, command=command,
+                                      progress=None if args.no_progress else lambda m: print(m, file=sys.stderr))
     print(body)
     if not args.no_write:
         update_docs_section(args.docs, "diarization", body)
+        results = Path(args.results or Path(args.docs).parent / "results")
+        results.mkdir(parents=True, exist_ok=True)  # every conversation's scores, for whoever doubts the table
+        atomic_write(results / "diarization.json", json.dumps({"command": command, **result}, indent=1, default=str) + "\n")
 
 
 def _command(args: argparse.Namespace) -> str:

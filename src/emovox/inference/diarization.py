@@ -16,7 +16,7 @@ Speakers are named ``speaker 1``, ``speaker 2``, ... in order of first appearanc
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -31,12 +31,12 @@ from .analysis import (  # analysis imports this module only inside analyze()
     predict_turns,
 )
 from .segmentation import SegmentConfig, Segmenter
-from .speaker import SpeakerEncoder
+from .speaker import DEFAULT_AUTO_GAIN, SpeakerEncoder
 from .summary import smooth, summarize
 from .vad import FRAME_SAMPLES, FrameVAD, frame_energy_db, is_steady
 
 __all__ = ["DiarizationConfig", "Diarization", "diarize", "analyze_speakers", "speaker_name", "check_speakers",
-           "speech_turns", "pad_turns", "MAX_SPEAKERS"]
+           "speech_turns", "pad_turns", "embedding_windows", "MAX_SPEAKERS"]
 
 MAX_SPEAKERS = 6
 Speakers = int | Literal["auto"]
@@ -71,8 +71,9 @@ class DiarizationConfig:
         similarity summed over frames.
     pad_seconds : speech turns are widened by this on each side (the VAD clips word edges).
     auto_gain : ``auto`` adds a k-th voice while it raises the windows' mean similarity to their
-        own voice by more than ``auto_gain[k - 2]`` (the last value repeats); chosen on the
-        ``tune`` speakers of :mod:`emovox.evaluation.diarization`.
+        own voice by more than ``auto_gain[k - 2]`` (the last value repeats); None: the encoder's
+        own (:attr:`SpeakerEncoder.auto_gain`, chosen with its projection on the ``tune`` speakers
+        of :mod:`emovox.evaluation.diarization`).
     max_auto : the most voices ``auto`` looks for.
     centre : subtract the recording's mean embedding before clustering (what every window shares:
         channel, room, corpus), leaving what tells the voices apart.
@@ -86,7 +87,7 @@ class DiarizationConfig:
     kmeans_steps: int = 5
     max_cluster_windows: int = 600
     pad_seconds: float = 0.25
-    auto_gain: tuple[float, ...] = (0.03, 0.0225)
+    auto_gain: tuple[float, ...] | None = None
     max_auto: int = 4
     centre: bool = False
 
@@ -138,7 +139,10 @@ def pad_turns(turns: list[tuple[int, int]], *, pad: int, n: int) -> list[tuple[i
     return out
 
 
-def _windows(turns: list[tuple[int, int]], config: DiarizationConfig) -> list[tuple[int, int]]:
+def embedding_windows(turns: list[tuple[int, int]], config: DiarizationConfig) -> list[tuple[int, int]]:
+    """The ``(start, end)`` sample windows that get a speaker embedding: each turn cut into
+    ``window_seconds`` windows spread evenly at about ``hop_seconds`` apart; a turn no longer than a
+    window is one window; turns under ``min_window_seconds`` get none."""
     win = int(config.window_seconds * SAMPLE_RATE)
     hop = int(config.hop_seconds * SAMPLE_RATE)
     least = int(config.min_window_seconds * SAMPLE_RATE)
@@ -235,12 +239,13 @@ def _fit(emb: np.ndarray, k: int, *, config: DiarizationConfig, rng: np.random.G
 
 
 def _gain(config: DiarizationConfig, k: int) -> float:
-    return config.auto_gain[min(k - 2, len(config.auto_gain) - 1)]
+    gains = config.auto_gain or DEFAULT_AUTO_GAIN  # diarize() fills in the encoder's
+    return gains[min(k - 2, len(gains) - 1)]
 
 
 def _cluster(emb: np.ndarray, *, speakers: Speakers, config: DiarizationConfig,
              rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """Voice centroids ``[k, 256]`` of window embeddings ``[n, 256]``, and whether the last voice
+    """Voice centroids ``[k, d]`` of unit window embeddings ``[n, d]``, and whether the last voice
     was weakly separated (a requested count above what ``auto`` would find)."""
     if speakers != "auto":
         k = min(int(speakers), len(emb))
@@ -345,10 +350,12 @@ def diarize(y: np.ndarray, *, speakers: Speakers = "auto", encoder: SpeakerEncod
     if turns is None:
         turns = speech_turns(y, vad=vad, aggressiveness=aggressiveness, segment_config=segment_config)
     turns = pad_turns(turns, pad=int(config.pad_seconds * SAMPLE_RATE), n=len(y))
-    windows = _windows(turns, config)
+    windows = embedding_windows(turns, config)
     if not windows:
         return Diarization([], [], speakers, message="no speech found: no speakers to tell apart")
     encoder = encoder or SpeakerEncoder.load()
+    if config.auto_gain is None:
+        config = replace(config, auto_gain=getattr(encoder, "auto_gain", DEFAULT_AUTO_GAIN))
     emb = _normalise(encoder.embed_windows(y, windows))
     if config.centre and len(emb) > 1:
         emb = _normalise(emb - emb.mean(axis=0))
@@ -397,13 +404,15 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
                      vad: Literal["webrtc", "energy"] = "webrtc", aggressiveness: int | None = None,
                      segment_config: SegmentConfig | None = None, hop_seconds: float | None = None,
                      name: str | None = None, encoder: SpeakerEncoder | None = None,
-                     config: DiarizationConfig | None = None):
+                     config: DiarizationConfig | None = None, diarization: Diarization | None = None):
     """:func:`emovox.inference.analyze` with ``speakers``: one timeline channel per speaker.
 
     The recording is decoded whole (diarization clusters the whole recording: about 230 MB per
     hour of audio), diarized, and each speaker's turns go through the same emotion path as a
     channel of a split stereo call. ``summary["speakers"]`` says what was asked and found, with a
-    ``message`` when that differs (no speech, fewer voices than asked).
+    ``message`` when that differs (no speech, fewer voices than asked). ``diarization`` replaces
+    the diarizer's answer with a known one (e.g. the reference turns of a test conversation, to
+    measure what diarization errors cost).
     """
     speakers = check_speakers(speakers)
     file = name or (describe(source) if not isinstance(source, np.ndarray) else "<array>")
@@ -412,8 +421,8 @@ def analyze_speakers(source, *, predictor, speakers: Speakers, smoothing: int = 
     if not 0 < hop <= predictor.window_samples:
         raise ParameterError(f"hop_seconds must be in (0, window_seconds], got {hop_seconds}")
     aggr = predictor.vad_aggressiveness if aggressiveness is None else aggressiveness
-    d = diarize(y, speakers=speakers, encoder=encoder, config=config, vad=vad, aggressiveness=aggr,
-                segment_config=segment_config)
+    d = diarization or diarize(y, speakers=speakers, encoder=encoder, config=config, vad=vad, aggressiveness=aggr,
+                               segment_config=segment_config)
     segments: list[dict] = []
     heads: dict[str, str] = {}
     for who in d.speakers:

@@ -1,0 +1,154 @@
+"""Train the diarizer's speaker-discriminant projection (LDA) on the corpora's ``tune`` speakers.
+
+Run once, by a maintainer, to rebuild the shipped ``assets/speaker/projection.npz``::
+
+    python -m emovox.evaluation.speaker_projection --data ../shared/data
+
+Why: on acted speech an actor's anger moves their resemblyzer embedding about as far as a change
+of actor, so most of the diarizer's error was speaker *confusion* (docs/experiments.md). The
+classical back-end of speaker recognition (LDA, as in i-vector / x-vector systems) is a linear map
+learnt on many speakers that keeps the directions along which speakers differ and shrinks those
+along which one speaker's windows vary (emotion, words, channel).
+
+Training windows: every clip (at most ``max_clips`` per speaker) of the ``tune`` half of CREMA-D's
+and RAVDESS's speakers (:func:`~emovox.evaluation.diarization.speaker_pools`; the benchmark's
+``test`` half is never touched) and all of SAVEE and TESS (never in a benchmark conversation),
+edge silence trimmed, clean and through the telephone channel, cut into the diarizer's windows.
+One class per speaker. The ``auto`` thresholds that go with the projection are chosen on ``tune``
+conversations by ``experiments/diarize_lda.py tune`` and passed in with ``--auto-gain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import load
+from ..audio.augment import telephone
+from .diarization import _pool, _trim
+
+__all__ = ["fit_lda", "training_windows", "write_projection", "TRAINING_CORPORA"]
+
+# (corpus, half of its speakers): the halves the benchmark never scores
+TRAINING_CORPORA = (("crema-d", "tune"), ("ravdess", "tune"), ("savee", "all"), ("tess", "all"))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+
+
+def fit_lda(embeddings: np.ndarray, speakers: np.ndarray, *, dims: int = 32,
+            shrink: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Linear discriminant analysis of unit embeddings by speaker.
+
+    Parameters
+    ----------
+    embeddings : np.ndarray [shape=(n, d)]
+    speakers : np.ndarray [shape=(n,)], one label per row (one class per speaker)
+    dims : int, the output dimension (at most the number of speakers - 1)
+    shrink : float in [0, 1], how far the within-speaker scatter is pulled towards its mean
+        variance (a regulariser: 53 speakers do not pin down 256 x 256 covariances)
+
+    Returns
+    -------
+    mean : np.ndarray [shape=(d,)], float32
+    matrix : np.ndarray [shape=(dims, d)], float32; a window maps to ``matrix @ (unit(x) - mean)``
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.repeat(np.eye(4, 8), 10, axis=0) + 0.1 * rng.normal(size=(40, 8))
+    >>> mean, matrix = fit_lda(x, np.repeat(np.arange(4), 10), dims=3)
+    >>> matrix.shape
+    (3, 8)
+    """
+    x = _unit(np.asarray(embeddings, dtype=np.float64))
+    speakers = np.asarray(speakers)
+    classes = np.unique(speakers)
+    if not 1 <= dims < len(classes) or len(x) != len(speakers):
+        raise ValueError(f"fit_lda needs one label per row and dims in 1..{len(classes) - 1}, got dims={dims}")
+    mean = x.mean(axis=0)
+    means = np.stack([x[speakers == c].mean(axis=0) for c in classes])
+    counts = np.array([np.sum(speakers == c) for c in classes])
+    within = sum(np.cov((x[speakers == c] - means[i]).T, bias=True) * counts[i]
+                 for i, c in enumerate(classes)) / len(x)
+    within = (1 - shrink) * within + shrink * np.trace(within) / len(within) * np.eye(len(within))
+    vals, vecs = np.linalg.eigh(within)
+    whiten = vecs @ np.diag(vals**-0.5) @ vecs.T
+    between = ((means - mean).T * counts) @ (means - mean) / len(x)
+    bvals, bvecs = np.linalg.eigh(whiten @ between @ whiten)
+    top = bvecs[:, np.argsort(bvals)[::-1][:dims]]
+    return mean.astype(np.float32), (top.T @ whiten).astype(np.float32)
+
+
+def training_windows(data_dir: str | Path, *, max_clips: int = 40, encoder=None, seed: int = 0,
+                     progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw voice-encoder embeddings ``[n, 256]`` of the training windows and their speaker labels."""
+    from ..inference.diarization import DiarizationConfig, embedding_windows
+    from ..inference.speaker import SpeakerEncoder
+
+    encoder = encoder or SpeakerEncoder.load(projection=False)
+    config = DiarizationConfig()
+    rng = np.random.default_rng(seed)
+    pools = {f"{corpus}/{s}": items for corpus, part in TRAINING_CORPORA
+             for s, items in _pool(data_dir, corpus, part).items()}  # type: ignore[arg-type]
+    embs, labels = [], []
+    for j, (speaker, items) in enumerate(sorted(pools.items())):
+        pick = sorted(rng.choice(len(items), min(max_clips, len(items)), replace=False))
+        for i in pick:
+            y = _trim(load(items[i].path))
+            for z in (y, telephone(y)):
+                windows = embedding_windows([(0, len(z))], config)
+                if windows:
+                    embs.append(encoder.embed_windows(z, windows))
+                    labels += [speaker] * len(windows)
+        if progress:
+            progress(f"{j + 1}/{len(pools)} {speaker}: {len(labels)} windows")
+    return np.concatenate(embs), np.array(labels)
+
+
+def write_projection(out_dir: str | Path, mean: np.ndarray, matrix: np.ndarray, *, auto_gain: tuple[float, ...],
+                     trained_on: dict) -> Path:
+    """Write ``projection.npz`` beside the voice encoder and record it (SHA-256, ``auto`` thresholds,
+    training data) in ``speaker.json``."""
+    out = Path(out_dir)
+    path = out / "projection.npz"
+    tmp = out / "projection.tmp.npz"
+    np.savez(tmp, mean=mean.astype(np.float32), matrix=matrix.astype(np.float32))
+    tmp.replace(path)
+    meta_path = out / "speaker.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    meta["projection"] = {"file": path.name, "kind": "lda", "dims": int(matrix.shape[0]),
+                          "auto_gain": [float(g) for g in auto_gain], "trained_on": trained_on}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..inference.speaker import SPEAKER_DIR
+
+    ap = argparse.ArgumentParser(prog="python -m emovox.evaluation.speaker_projection", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="../shared/data", help="folder holding crema-d/, ravdess/, savee/, tess/")
+    ap.add_argument("--out", default=str(SPEAKER_DIR))
+    ap.add_argument("--dims", type=int, default=32)
+    ap.add_argument("--shrink", type=float, default=0.1)
+    ap.add_argument("--max-clips", type=int, default=40, help="clips per training speaker")
+    ap.add_argument("--auto-gain", type=float, nargs="+", default=[0.04, 0.0575],
+                    help="auto thresholds for k=2, k>=3 (chosen on tune conversations: experiments/diarize_lda.py)")
+    args = ap.parse_args(argv)
+    x, labels = training_windows(args.data, max_clips=args.max_clips, progress=print)
+    mean, matrix = fit_lda(x, labels, dims=args.dims, shrink=args.shrink)
+    trained_on = {"corpora": [f"{c} ({part} speakers)" for c, part in TRAINING_CORPORA],
+                  "speakers": int(len(np.unique(labels))), "windows": int(len(labels)),
+                  "max_clips": args.max_clips, "shrink": args.shrink, "channels": ["clean", "telephone"]}
+    print(write_projection(args.out, mean, matrix, auto_gain=tuple(args.auto_gain), trained_on=trained_on))
+
+
+if __name__ == "__main__":
+    main()
