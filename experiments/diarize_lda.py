@@ -52,6 +52,7 @@ from emovox.inference.diarization import (
 from emovox.inference.speaker import SpeakerEncoder
 
 OUT = Path("runs/exp/diarize_lda")
+SETTINGS: dict = {"hop_seconds": 0.75}  # --hop, --set: DiarizationConfig fields in tune/test
 
 
 def training_pools(data: Path) -> dict[str, list]:
@@ -166,8 +167,10 @@ def found(scores: list[float], gains: tuple[float, float]) -> int:
     return k
 
 
-def conversations(data: Path, part: str, n: int, seed: int):
+def conversations(data: Path, part: str, n: int, seed: int, keep=None):
     pools = {c: speaker_pools(load_corpus(c, data / c).items, part=part) for c in ("crema-d", "ravdess")}
+    if keep is not None:  # cv: only the held-out fold's speakers
+        pools = {c: {s: v for s, v in pool.items() if keep(f"{c}/{s}")} for c, pool in pools.items()}
     rng = np.random.default_rng(seed)
     jobs = [(2, c) for c in np.resize(["crema-d", "ravdess"], n)]
     jobs += [(k, c) for k in (1, 3) for c in np.resize(["crema-d", "ravdess"], max(1, n // 4))]
@@ -175,12 +178,13 @@ def conversations(data: Path, part: str, n: int, seed: int):
         yield k, c, make_conversation(pools[str(c)], n_speakers=k, rng=rng, seconds=60.0)
 
 
-def evaluate(data: Path, part: str, n: int, seed: int, projections: dict, gains: dict | None = None) -> dict:
+def evaluate(data: Path, part: str, n: int, seed: int, projections: dict, gains: dict | None = None,
+             keep=None) -> dict:
     base = SpeakerEncoder.load(projection=False)
     enc = ProjectedEncoder(base)
     rows = []
     t0 = time.time()
-    for j, (k, corpus, conv) in enumerate(conversations(data, part, n, seed)):
+    for j, (k, corpus, conv) in enumerate(conversations(data, part, n, seed, keep)):
         for tel in ((False, True) if k == 2 else (False,)):
             y = telephone(conv.audio) if tel else conv.audio
             turns = speech_turns(y)
@@ -188,7 +192,7 @@ def evaluate(data: Path, part: str, n: int, seed: int, projections: dict, gains:
                          "der": {}, "scores": {}, "der_auto": {}}
             for name, (mean, P) in projections.items():
                 enc.mean, enc.P = (None, None) if name == "none" else (mean, P)
-                cfg = DiarizationConfig() if gains is None else DiarizationConfig(auto_gain=tuple(gains[name]))
+                cfg = DiarizationConfig(**SETTINGS, auto_gain=None if gains is None else tuple(gains[name]))
                 if k == 2:
                     row["der"][name] = der(conv.reference, diarize(y, speakers=2, encoder=enc, config=cfg,  # type: ignore[arg-type]
                                                                    turns=turns).spans())["der"]
@@ -211,36 +215,66 @@ def pooled(rows: list[dict], proj: str, tel: bool, key: str = "der") -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("step", choices=["embed", "tune", "test"])
+    ap.add_argument("step", choices=["embed", "tune", "cv", "test"])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--conversations", type=int, default=20)
     ap.add_argument("--max-clips", type=int, default=40, help="clips per training speaker")
     ap.add_argument("--projections", nargs="+", default=["none", "wccn", "lda32", "lda48", "lda60"])
     ap.add_argument("--projection", default="lda48", help="test: the projection chosen on tune")
     ap.add_argument("--shrink", type=float, default=0.1)
+    ap.add_argument("--hop", type=float, default=0.75, help="window hop (s) of the diarizer in tune/test")
+    ap.add_argument("--set", nargs="*", default=[], help="other DiarizationConfig fields, e.g. switch_penalty=2")
     ap.add_argument("--train", default="train", help="name of the training-window file (embed writes it)")
     args = ap.parse_args()
     data = Path(args.data)
+    SETTINGS["hop_seconds"] = args.hop
+    for kv in args.set:
+        key, value = kv.split("=")
+        SETTINGS[key] = value == "True" if value in ("True", "False") else (int(value) if value.isdigit() else float(value))
+    tag = "_".join([f"{args.train}_{args.shrink}_{args.hop}", *args.set])
     if args.step == "embed":
         embed_training(data, max_clips=args.max_clips, name=args.train)
         return
     z = np.load(OUT / f"{args.train}.npz")
     X, spk = z["embeddings"], z["speakers"]
-    names = args.projections if args.step == "tune" else sorted({"none", args.projection})
+    names = args.projections if args.step in ("tune", "cv") else sorted({"none", args.projection})
     projections = {n: fit_projection(n, X, spk, args.shrink) for n in names}
     log = Path("runs/exp/diarize_lda.tsv")
+    if args.step == "cv":
+        # two folds of the tune speakers of CREMA-D and RAVDESS: the projection learns on one fold
+        # (plus SAVEE and TESS) and is scored on conversations of the other, so dims, shrink and the
+        # auto thresholds are chosen on speakers the projection never saw (the "tune" step scores
+        # the very speakers it was trained on, which flatters it)
+        corpus_speakers = sorted({s for s in spk if s.split("/")[0] in ("crema-d", "ravdess")})
+        fold_of = {s: i % 2 for i, s in enumerate(corpus_speakers)}
+        rows = []
+        for fold in (0, 1):
+            train = np.array([fold_of.get(s, -1) != fold for s in spk])
+            projections = {n: fit_projection(n, X[train], spk[train], args.shrink) for n in names}
+            res = evaluate(data, "tune", args.conversations // 2, seed=7 + fold, projections=projections,
+                           keep=lambda s, fold=fold: fold_of.get(s) == fold)
+            rows += res["rows"]
+        (OUT / f"cv_{tag}.json").write_text(json.dumps({"rows": rows}))
+        for n in names:
+            gains, acc = choose_gains(rows, n)
+            line = (f"cv\t{tag}\t{n}\tshrink={args.shrink}\tDER2 {pooled(rows, n, False):.3f}\ttel "
+                    f"{pooled(rows, n, True):.3f}\tcount {acc:.2f} gains {gains}")
+            print(line)
+            with log.open("a") as f:
+                f.write(line + "\n")
+        return
     if args.step == "tune":
         res = evaluate(data, "tune", args.conversations, seed=7, projections=projections)
-        (OUT / f"tune_{args.train}_{args.shrink}.json").write_text(json.dumps(res))
+        (OUT / f"tune_{tag}.json").write_text(json.dumps(res))
         for n in names:
             gains, acc = choose_gains(res["rows"], n)
-            line = (f"tune\t{args.train}\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
+            line = (f"tune\t{tag}\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
                     f"{pooled(res['rows'], n, True):.3f}\tcount {acc:.2f} gains {gains}")
             print(line)
             with log.open("a") as f:
                 f.write(line + "\n")
         return
-    tune = json.loads((OUT / f"tune_{args.train}_{args.shrink}.json").read_text())
+    tune = json.loads((OUT / f"tune_{tag}.json").read_text())
     gains = {n: choose_gains(tune["rows"], n)[0] for n in names}
     res = evaluate(data, "test", args.conversations, seed=0, projections=projections, gains=gains)
     (OUT / f"test_{args.projection}.json").write_text(json.dumps(res))

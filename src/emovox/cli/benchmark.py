@@ -22,6 +22,13 @@ __all__ = ["add_arguments", "run", "format_table", "update_docs_section"]
 
 DEFAULT_RECIPES = ("source_mlp", "egemaps_logreg")
 SECTION = "accuracy"
+# Row order of the docs table: baselines, then the neural models, then the Whisper family; any
+# other recipe follows in name order.
+TABLE_ORDER = ("source_mlp", "egemaps_logreg", "egemaps_logreg_smote", "egemaps_svm", "handcrafted_rf", "lstm",
+               "cnn1d", "cnn_lstm", "crnn", "tiny_distilled_20k", "whisper_base_l1_logreg", "whisper_base_l2_logreg",
+               "whisper_base_l3_logreg", "whisper_base_l3_logreg_spknorm", "whisper_base_l4_logreg",
+               "whisper_tiny_en_l2_logreg", "whisper_tiny_en_l2_logreg_spknorm", "whisper_tiny_en_l3_logreg",
+               "whisper_ser", "whisper_ser_tiny_en", "whisper_ser_6k", "whisper_embed")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -200,6 +207,21 @@ def _keep(result: dict, results: str | None, run_dir: Path) -> None:
     atomic_write(Path(results) / f"{run_dir.name}.json", json.dumps(compact_result(result), indent=1) + "\n")
 
 
+def _with_kept_rows(results: list[dict], kept: str) -> list[dict]:
+    """``results`` plus the finished full runs kept in ``kept`` (docs/results/) for other recipes or
+    protocols, in :data:`TABLE_ORDER`, so a run of one recipe never drops the others from the docs."""
+    have = {(r["recipe"], r["protocol_number"]) for r in results}
+    rows = list(results)
+    for f in sorted(Path(kept).glob("*__p*.json")):
+        r = json.loads(f.read_text())
+        if r.get("quick") or "protocol_number" not in r or (r["recipe"], r["protocol_number"]) in have:
+            continue
+        rows.append(r)
+        have.add((r["recipe"], r["protocol_number"]))
+    rank = {name: i for i, name in enumerate(TABLE_ORDER)}
+    return sorted(rows, key=lambda r: (rank.get(r["recipe"], len(rank)), r["recipe"], r["protocol_number"]))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.protocols import PROTOCOLS, protocol_key
     from ..evaluation.recipe import load_recipe
@@ -251,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
                 _keep(results[-1], keep, out)
     if args.folds:
         return 0
+    if not args.no_write and not args.quick:
+        results = _with_kept_rows(results, args.results)  # the docs table keeps every recipe's rows
     table = format_table(results) + _loco_table(results)
     if missing:
         table += ["", "Not run yet (quick runs above stand in; each run is resumable fold by fold):", ""]
@@ -263,7 +287,9 @@ def run(args: argparse.Namespace) -> int:
                 "per test clip (extraction timed on 8 clips of the first fold). Times were taken on the shared "
                 "2-core machine while other jobs ran (load 5-15), so they vary several-fold between rows; compare "
                 "the accuracy columns, not the times. Reports: `runs/benchmark/<recipe>__p<N>/report.html`.\n\n"
-                + "\n".join(table) + f"\n\nCommand:\n\n```\n{command}\n```"
+                + "\n".join(table) + f"\n\nCommand:\n\n```\n{command}\n```\n\nRows of recipes and protocols "
+                "that command did not name come from their kept results in `docs/results/` (each made by "
+                "`emovox benchmark --recipes <recipe> --protocols <N>`)."
                 + ("\n\nWith --cached-only the table is assembled from finished runs; the command that computed each "
                    "row is in its `runs/benchmark/<recipe>__p<N>/run.json` and report." if args.cached_only else ""))
         update_docs_section(args.docs, SECTION, body)

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._threads import limit_blas_threads
 from ..audio import SAMPLE_RATE, describe, load, validate
 from ..errors import ParameterError
 from .analysis import (  # analysis imports this module only inside analyze()
@@ -190,16 +191,17 @@ def _kmeans(x: np.ndarray, k: int, *, rng: np.random.Generator, restarts: int = 
     return best
 
 
-def _spectral(emb: np.ndarray, *, k: int | None, max_k: int, rng: np.random.Generator) -> np.ndarray:
-    """Spectral clustering with the p-neighbour binarised affinity chosen by NME (Park et al. 2019).
+def _nme(emb: np.ndarray, *, max_k: int) -> tuple[int, np.ndarray]:
+    """The spectral embedding of unit rows ``emb`` under the p-neighbour binarised affinity chosen
+    by NME (Park et al. 2019): the eigenvectors ``[n, n]`` of its graph Laplacian and the cluster
+    count its largest eigengap suggests.
 
-    For each candidate ``p`` (neighbours kept per row), the graph Laplacian's largest eigengap
-    among the first ``max_k`` is normalised by its largest eigenvalue; the ``p`` with the lowest
-    ``p / gap`` wins. ``k`` (or, when None, the position of that eigengap) sets the clusters.
+    For each candidate ``p`` (neighbours kept per row), the Laplacian's largest eigengap among
+    the first ``max_k`` is normalised by its largest eigenvalue; the ``p`` with the lowest
+    ``p / gap`` wins. It does not depend on the number of clusters asked, so :func:`_cluster`
+    computes it once for all the counts it tries.
     """
     n = len(emb)
-    if n <= 2:
-        return np.zeros(n, int) if k in (None, 1) else np.arange(n) % max(1, k)
     sim = emb @ emb.T
     order = np.argsort(-sim, axis=1)
     best: tuple[float, int, np.ndarray] | None = None
@@ -214,22 +216,36 @@ def _spectral(emb: np.ndarray, *, k: int | None, max_k: int, rng: np.random.Gene
         ratio = p / (g + 1e-10)
         if best is None or ratio < best[0]:
             best = (ratio, int(np.argmax(gaps)) + 1, vecs)
-    if best is None:  # unreachable: at least one p is tried
-        return np.zeros(n, int)
-    _, found, vecs = best
+    assert best is not None  # at least one p is tried
+    return best[1], best[2]
+
+
+def _spectral(emb: np.ndarray, *, k: int | None, max_k: int, rng: np.random.Generator,
+              nme: tuple[int, np.ndarray] | None = None) -> np.ndarray:
+    """Spectral clustering of unit rows ``emb`` into ``k`` clusters (None: as many as NME finds)."""
+    n = len(emb)
+    if n <= 2:
+        return np.zeros(n, int) if k in (None, 1) else np.arange(n) % max(1, k)
+    found, vecs = nme if nme is not None else _nme(emb, max_k=max_k)
     k = found if k is None else k
     if k == 1:
         return np.zeros(n, int)
     return _kmeans(vecs[:, :k], k, rng=rng)
 
 
-def _fit(emb: np.ndarray, k: int, *, config: DiarizationConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """``k`` voice centroids of ``emb`` (spectral clustering of a sample, then spherical k-means on
-    all windows) and the windows' mean similarity to their own centroid."""
-    sample = emb
-    if len(emb) > config.max_cluster_windows:
-        sample = emb[np.sort(rng.choice(len(emb), config.max_cluster_windows, replace=False))]
-    labels = _spectral(sample, k=k, max_k=MAX_SPEAKERS, rng=rng) if k > 1 else np.zeros(len(sample), int)
+def _sample(emb: np.ndarray, config: DiarizationConfig, rng: np.random.Generator) -> np.ndarray:
+    """At most ``max_cluster_windows`` rows of ``emb`` (in order) to cluster."""
+    if len(emb) <= config.max_cluster_windows:
+        return emb
+    return emb[np.sort(rng.choice(len(emb), config.max_cluster_windows, replace=False))]
+
+
+def _fit(emb: np.ndarray, k: int, *, config: DiarizationConfig, rng: np.random.Generator,
+         sample: np.ndarray | None = None, nme: tuple[int, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+    """``k`` voice centroids of ``emb`` (spectral clustering of ``sample``, then spherical k-means
+    on all windows) and the windows' mean similarity to their own centroid."""
+    sample = _sample(emb, config, rng) if sample is None else sample
+    labels = _spectral(sample, k=k, max_k=MAX_SPEAKERS, rng=rng, nme=nme) if k > 1 else np.zeros(len(sample), int)
     cent = _centroids(sample, labels, int(labels.max()) + 1)
     for _ in range(config.kmeans_steps):
         labels = np.argmax(emb @ cent.T, axis=1)
@@ -247,17 +263,19 @@ def _cluster(emb: np.ndarray, *, speakers: Speakers, config: DiarizationConfig,
              rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """Voice centroids ``[k, d]`` of unit window embeddings ``[n, d]``, and whether the last voice
     was weakly separated (a requested count above what ``auto`` would find)."""
+    sample = _sample(emb, config, rng)
+    nme = _nme(sample, max_k=MAX_SPEAKERS) if len(sample) > 2 else None  # shared by every count tried
     if speakers != "auto":
         k = min(int(speakers), len(emb))
-        cent, score = _fit(emb, k, config=config, rng=rng)
+        cent, score = _fit(emb, k, config=config, rng=rng, sample=sample, nme=nme)
         weak = False
         if k > 1:
-            _, fewer = _fit(emb, k - 1, config=config, rng=rng)
+            _, fewer = _fit(emb, k - 1, config=config, rng=rng, sample=sample, nme=nme)
             weak = score - fewer <= _gain(config, k)
         return cent, weak
-    cent, score = _fit(emb, 1, config=config, rng=rng)
+    cent, score = _fit(emb, 1, config=config, rng=rng, sample=sample)
     for k in range(2, min(config.max_auto, len(emb)) + 1):
-        more, more_score = _fit(emb, k, config=config, rng=rng)
+        more, more_score = _fit(emb, k, config=config, rng=rng, sample=sample, nme=nme)
         if more_score - score <= _gain(config, k):
             break
         cent, score = more, more_score
@@ -353,6 +371,7 @@ def diarize(y: np.ndarray, *, speakers: Speakers = "auto", encoder: SpeakerEncod
     windows = embedding_windows(turns, config)
     if not windows:
         return Diarization([], [], speakers, message="no speech found: no speakers to tell apart")
+    limit_blas_threads()  # the clustering's small eigenproblems: extra BLAS threads only spin
     encoder = encoder or SpeakerEncoder.load()
     if config.auto_gain is None:
         config = replace(config, auto_gain=getattr(encoder, "auto_gain", DEFAULT_AUTO_GAIN))
