@@ -1,8 +1,12 @@
 """Experiment (issue #15): a speaker-discriminant projection of the voice encoder's embeddings.
 
     python experiments/diarize_lda.py embed                 # training windows -> runs/exp/diarize_lda/train.npz
-    python experiments/diarize_lda.py tune --conversations 20
-    python experiments/diarize_lda.py test --projection lda64 --conversations 40
+    python experiments/diarize_lda.py cv --shrink 0.3 --conversations 100 --projections lda24 lda32 lda48
+    python experiments/diarize_lda.py tune --conversations 20 --set switch_penalty=2
+    python experiments/diarize_lda.py test --projection lda32 --conversations 40
+
+The shipped projection is built by ``python -m emovox.evaluation.speaker_projection`` with the
+settings ``cv`` chose; this script is where they were searched.
 
 Most of the diarizer's error is speaker confusion on acted speech: an actor's anger moves their
 resemblyzer embedding about as far as a change of actor (docs/experiments.md). The classical
@@ -19,8 +23,11 @@ Projections: ``none``; ``lda<d>`` (generalised eigenvectors of between- vs withi
 the within scatter shrunk towards its mean variance, top ``d``); ``wccn`` (within-speaker whitening,
 all 256 dims). Each maps a unit embedding ``x`` to ``P (x - mean)``; the diarizer normalises again.
 
-``tune`` scores each projection on ``tune`` conversations (DER with ``--speakers 2``, clean and
-telephone) and records, per conversation, the mean window-to-centroid similarity for k = 1..4
+``cv`` splits the ``tune`` speakers of CREMA-D and RAVDESS into two folds: the projection learns on
+one (plus SAVEE and TESS) and is scored on conversations of the other, so dimensions, shrinkage and
+the ``auto`` thresholds are chosen on speakers the projection never saw. ``tune`` scores each
+projection on ``tune`` conversations, i.e. on its own training speakers (it flatters the
+projection; use it only to compare diarizer settings), and records, per conversation, the mean window-to-centroid similarity for k = 1..4
 voices, so the ``auto`` thresholds can be chosen for each projection on these speakers only.
 ``test`` runs the benchmark's own conversations (``test`` speakers) with a projection and the
 thresholds chosen on ``tune``. Appends to runs/exp/diarize_lda.tsv.
@@ -38,11 +45,13 @@ import numpy as np
 from emovox.audio import SAMPLE_RATE, load
 from emovox.audio.augment import telephone
 from emovox.corpora import load_corpus
-from emovox.evaluation.diarization import _trim, der, make_conversation, speaker_pools
+from emovox.evaluation.diarization import der, make_conversation, speaker_pools, trim_edges
+from emovox.evaluation.speaker_projection import fit_lda
 from emovox.inference.diarization import (
     MAX_SPEAKERS,
     DiarizationConfig,
     _fit,
+    _nme,
     _normalise,
     diarize,
     embedding_windows,
@@ -76,7 +85,7 @@ def embed_training(data: Path, *, max_clips: int, name: str = "train") -> None:
     for j, (s, items) in enumerate(sorted(pools.items())):
         pick = [items[i] for i in sorted(rng.choice(len(items), min(max_clips, len(items)), replace=False))]
         for it in pick:
-            y = _trim(load(it.path))
+            y = trim_edges(load(it.path))
             for tel in (False, True):
                 z = telephone(y) if tel else y
                 w = embedding_windows([(0, len(z))], cfg)
@@ -97,22 +106,15 @@ def fit_projection(name: str, X: np.ndarray, speakers: np.ndarray, shrink: float
     mean = X.mean(0)
     if name == "none":
         return np.zeros_like(mean), np.eye(X.shape[1])
+    if name.startswith("lda"):
+        return fit_lda(X, speakers, dims=int(name.removeprefix("lda")), shrink=shrink)
     classes = np.unique(speakers)
     means = np.stack([X[speakers == c].mean(0) for c in classes])
     within = sum(np.cov((X[speakers == c] - means[i]).T, bias=True) * np.sum(speakers == c)
                  for i, c in enumerate(classes)) / len(X)
     within = (1 - shrink) * within + shrink * np.trace(within) / len(within) * np.eye(len(within))
     vals, vecs = np.linalg.eigh(within)
-    w_inv_half = vecs @ np.diag(vals ** -0.5) @ vecs.T
-    if name == "wccn":
-        return mean, w_inv_half
-    d = int(name.removeprefix("lda"))
-    counts = np.array([np.sum(speakers == c) for c in classes])
-    between = ((means - mean).T * counts) @ (means - mean) / len(X)
-    b_white = w_inv_half @ between @ w_inv_half
-    bv, bvec = np.linalg.eigh(b_white)
-    top = bvec[:, np.argsort(bv)[::-1][:d]]
-    return mean, top.T @ w_inv_half
+    return mean, vecs @ np.diag(vals ** -0.5) @ vecs.T  # wccn: within-speaker whitening
 
 
 class ProjectedEncoder:
@@ -137,13 +139,15 @@ class ProjectedEncoder:
         return (_normalise(e) - self.mean) @ self.P.T
 
 
-def count_scores(enc: ProjectedEncoder, y: np.ndarray, turns, cfg: DiarizationConfig) -> list[float]:
-    """Mean window-to-own-centroid similarity for k = 1..4 voices (what ``auto`` compares)."""
+def count_scores(enc: ProjectedEncoder, y: np.ndarray, turns, cfg: DiarizationConfig) -> tuple[list[float], int]:
+    """Mean window-to-own-centroid similarity for k = 1..4 voices (what ``auto`` compares), and the
+    count NME's eigengap suggests (an alternative rule)."""
     turns = pad_turns(turns, pad=int(cfg.pad_seconds * SAMPLE_RATE), n=len(y))
     w = embedding_windows(turns, cfg)
     emb = _normalise(enc.embed_windows(y, w))
     rng = np.random.default_rng(0)
-    return [_fit(emb, k, config=cfg, rng=rng)[1] for k in range(1, min(4, len(emb)) + 1)]
+    nme = _nme(emb, max_k=4) if len(emb) > 2 else (1, None)
+    return [_fit(emb, k, config=cfg, rng=rng)[1] for k in range(1, min(4, len(emb)) + 1)], int(nme[0])
 
 
 def choose_gains(rows: list[dict], proj: str) -> tuple[tuple[float, float], float]:
@@ -199,7 +203,7 @@ def evaluate(data: Path, part: str, n: int, seed: int, projections: dict, gains:
                     if gains is not None:
                         row["der_auto"][name] = der(conv.reference, diarize(y, speakers="auto", encoder=enc,  # type: ignore[arg-type]
                                                                             config=cfg, turns=turns).spans())["der"]
-                row["scores"][name] = count_scores(enc, y, turns, cfg)
+                row["scores"][name], row.setdefault("nme", {})[name] = count_scores(enc, y, turns, cfg)
             rows.append(row)
             enc.cache.clear()
         print(f"{j + 1} {k}spk {corpus} {time.time() - t0:.0f}s " + " ".join(
@@ -257,8 +261,9 @@ def main() -> None:
         (OUT / f"cv_{tag}.json").write_text(json.dumps({"rows": rows}))
         for n in names:
             gains, acc = choose_gains(rows, n)
+            nme_acc = np.mean([r["nme"][n] == r["speakers"] for r in rows])
             line = (f"cv\t{tag}\t{n}\tshrink={args.shrink}\tDER2 {pooled(rows, n, False):.3f}\ttel "
-                    f"{pooled(rows, n, True):.3f}\tcount {acc:.2f} gains {gains}")
+                    f"{pooled(rows, n, True):.3f}\tcount {acc:.2f} gains {gains}\tNME count {nme_acc:.2f}")
             print(line)
             with log.open("a") as f:
                 f.write(line + "\n")

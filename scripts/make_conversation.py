@@ -25,11 +25,11 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import SAMPLE_RATE
-from emovox.evaluation.diarization import _pool, der, make_conversation
+from emovox.evaluation.diarization import corpus_speaker_pools, der, make_conversation
 
 
 def write(out: Path, *, data: str, corpus: str, speakers: int, seconds: float, seed: int, telephone: bool) -> None:
-    conv = make_conversation(_pool(data, corpus, "test"), n_speakers=speakers, seconds=seconds,
+    conv = make_conversation(corpus_speaker_pools(data, corpus, "test"), n_speakers=speakers, seconds=seconds,
                              rng=np.random.default_rng(seed), telephone=telephone)
     sf.write(out, conv.audio, SAMPLE_RATE)
     with open(out.with_suffix(".reference.csv"), "w", newline="") as f:

@@ -27,7 +27,7 @@ from ..audio import SAMPLE_RATE, load
 from ..corpora import Item, load_corpus
 from ..errors import DataError, ParameterError
 
-__all__ = ["Conversation", "speaker_pools", "make_conversation", "der", "run_benchmark", "format_results", "emotion_cost",
+__all__ = ["Conversation", "speaker_pools", "corpus_speaker_pools", "trim_edges", "make_conversation", "der", "run_benchmark", "format_results", "emotion_cost",
            "CORPORA"]
 
 CORPORA = ("crema-d", "ravdess")
@@ -58,7 +58,7 @@ def speaker_pools(items: Sequence[Item], *, part: Literal["tune", "test", "all"]
     return {s: sorted(by[s], key=lambda i: i.path) for s in names}
 
 
-def _trim(y: np.ndarray, *, floor_db: float = 40.0) -> np.ndarray:
+def trim_edges(y: np.ndarray, *, floor_db: float = 40.0) -> np.ndarray:
     """Cut leading and trailing silence (10 ms frames quieter than the loudest minus ``floor_db``)."""
     n = len(y) // 160
     if n == 0:
@@ -106,7 +106,7 @@ def make_conversation(pool: dict[str, list[Item]], *, n_speakers: int = 2, rng: 
             if not decks[who]:
                 decks[who] = list(rng.permutation(len(pool[who])))
             item = pool[who][decks[who].pop()]
-            y = _trim(loader(item.path))
+            y = trim_edges(loader(item.path))
             if len(y) < SAMPLE_RATE // 4:
                 continue
             if chunks:
@@ -204,7 +204,8 @@ def der(reference: Sequence[Span], hypothesis: Sequence[Span], *, collar: float 
             "speech": total * step, "mapping": mapping}
 
 
-def _pool(data_dir: str | Path, corpus: str, part: Literal["tune", "test", "all"]) -> dict[str, list[Item]]:
+def corpus_speaker_pools(data_dir: str | Path, corpus: str, part: Literal["tune", "test", "all"]) -> dict[str, list[Item]]:
+    """:func:`speaker_pools` of the corpus ``corpus`` under ``data_dir`` (a clear error if it is not there)."""
     root = Path(data_dir) / corpus
     if not root.is_dir():
         raise DataError(f"{root}: corpus not found; set --data or $EMOVOX_DATA to the corpora folder")
@@ -222,7 +223,7 @@ def run_benchmark(data_dir: str | Path, *, conversations: int = 40, seconds: flo
 
     config = config or DiarizationConfig()
     encoder = SpeakerEncoder.load()
-    pools = {c: _pool(data_dir, c, part) for c in corpora}
+    pools = {c: corpus_speaker_pools(data_dir, c, part) for c in corpora}
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     jobs = [(2, c) for i, c in zip(range(conversations), np.resize(list(corpora), conversations), strict=True)]
@@ -322,7 +323,7 @@ def emotion_cost(data_dir: str | Path, *, conversations: int = 20, seconds: floa
     from ..inference.diarization import Diarization, analyze_speakers
 
     predictor = predictor or Predictor.load()
-    pools = {c: _pool(data_dir, c, part) for c in corpora}
+    pools = {c: corpus_speaker_pools(data_dir, c, part) for c in corpora}
     rng = np.random.default_rng(seed)
     alone: list[tuple[str, str | None]] = []
     lanes: list[tuple[str, str | None]] = []

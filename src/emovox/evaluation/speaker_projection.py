@@ -31,7 +31,7 @@ import numpy as np
 
 from ..audio import load
 from ..audio.augment import telephone
-from .diarization import _pool, _trim
+from .diarization import corpus_speaker_pools, trim_edges
 
 __all__ = ["fit_lda", "training_windows", "write_projection", "TRAINING_CORPORA"]
 
@@ -97,12 +97,12 @@ def training_windows(data_dir: str | Path, *, max_clips: int = 40, encoder=None,
     config = DiarizationConfig()
     rng = np.random.default_rng(seed)
     pools = {f"{corpus}/{s}": items for corpus, part in TRAINING_CORPORA
-             for s, items in _pool(data_dir, corpus, part).items()}  # type: ignore[arg-type]
+             for s, items in corpus_speaker_pools(data_dir, corpus, part).items()}  # type: ignore[arg-type]
     embs, labels = [], []
     for j, (speaker, items) in enumerate(sorted(pools.items())):
         pick = sorted(rng.choice(len(items), min(max_clips, len(items)), replace=False))
         for i in pick:
-            y = _trim(load(items[i].path))
+            y = trim_edges(load(items[i].path))
             for z in (y, telephone(y)):
                 windows = embedding_windows([(0, len(z))], config)
                 if windows:
