@@ -51,7 +51,8 @@ def fit_lda(embeddings: np.ndarray, speakers: np.ndarray, *, dims: int = 32,
     ----------
     embeddings : np.ndarray [shape=(n, d)]
     speakers : np.ndarray [shape=(n,)], one label per row (one class per speaker)
-    dims : int, the output dimension (at most the number of speakers - 1)
+    dims : int, the output dimension; beyond the number of speakers - 1 the extra directions
+        carry no between-speaker variance (they only whiten the within-speaker scatter)
     shrink : float in [0, 1], how far the within-speaker scatter is pulled towards its mean
         variance (a regulariser: 53 speakers do not pin down 256 x 256 covariances)
 
@@ -71,8 +72,8 @@ def fit_lda(embeddings: np.ndarray, speakers: np.ndarray, *, dims: int = 32,
     x = _unit(np.asarray(embeddings, dtype=np.float64))
     speakers = np.asarray(speakers)
     classes = np.unique(speakers)
-    if not 1 <= dims < len(classes) or len(x) != len(speakers):
-        raise ValueError(f"fit_lda needs one label per row and dims in 1..{len(classes) - 1}, got dims={dims}")
+    if not 1 <= dims <= x.shape[1] or len(x) != len(speakers):
+        raise ValueError(f"fit_lda needs one label per row and dims in 1..{x.shape[1]}, got dims={dims}")
     mean = x.mean(axis=0)
     means = np.stack([x[speakers == c].mean(axis=0) for c in classes])
     counts = np.array([np.sum(speakers == c) for c in classes])
