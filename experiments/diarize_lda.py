@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.audio import SAMPLE_RATE, load
+from emovox.audio import SAMPLE_RATE, load, resample
 from emovox.audio.augment import telephone
 from emovox.corpora import load_corpus
 from emovox.evaluation.diarization import der, make_conversation, speaker_pools, trim_edges
@@ -75,7 +75,9 @@ def training_pools(data: Path) -> dict[str, list]:
     return pools
 
 
-def embed_training(data: Path, *, max_clips: int, name: str = "train") -> None:
+def embed_training(data: Path, *, max_clips: int, name: str = "train", speeds: tuple[float, ...] = (1.0,)) -> None:
+    """Training windows; each speed factor other than 1 makes a new "speaker" ``<speaker>@<factor>``
+    (speed perturbation, as x-vector recipes do: more classes for the between-speaker scatter)."""
     enc = SpeakerEncoder.load(projection=False)
     cfg = DiarizationConfig()
     pools = training_pools(data)
@@ -85,16 +87,20 @@ def embed_training(data: Path, *, max_clips: int, name: str = "train") -> None:
     for j, (s, items) in enumerate(sorted(pools.items())):
         pick = [items[i] for i in sorted(rng.choice(len(items), min(max_clips, len(items)), replace=False))]
         for it in pick:
-            y = trim_edges(load(it.path))
-            for tel in (False, True):
-                z = telephone(y) if tel else y
-                w = embedding_windows([(0, len(z))], cfg)
-                if not w:
-                    continue
-                e = enc.embed_windows(z, w)
-                embs.append(e)
-                spk += [s] * len(e)
-                phone += [tel] * len(e)
+            clean = trim_edges(load(it.path))
+            for factor in speeds:
+                # played `factor` times faster: resample to 16000 / factor Hz, read as 16 kHz
+                y = clean if factor == 1.0 else resample(clean, SAMPLE_RATE, int(round(SAMPLE_RATE / factor)))
+                label = s if factor == 1.0 else f"{s}@{factor:g}"
+                for tel in (False, True):
+                    z = telephone(y) if tel else y
+                    w = embedding_windows([(0, len(z))], cfg)
+                    if not w:
+                        continue
+                    e = enc.embed_windows(z, w)
+                    embs.append(e)
+                    spk += [label] * len(e)
+                    phone += [tel] * len(e)
         print(f"{j + 1}/{len(pools)} {s}: {len(spk)} windows, {time.time() - t0:.0f} s", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez(OUT / f"{name}.npz", embeddings=np.concatenate(embs), speakers=np.array(spk), telephone=np.array(phone))
@@ -227,6 +233,7 @@ def main() -> None:
     ap.add_argument("--projection", default="lda48", help="test: the projection chosen on tune")
     ap.add_argument("--shrink", type=float, default=0.1)
     ap.add_argument("--hop", type=float, default=0.75, help="window hop (s) of the diarizer in tune/test")
+    ap.add_argument("--speeds", type=float, nargs="+", default=[1.0], help="embed: speed-perturbation factors")
     ap.add_argument("--set", nargs="*", default=[], help="other DiarizationConfig fields, e.g. switch_penalty=2")
     ap.add_argument("--train", default="train", help="name of the training-window file (embed writes it)")
     args = ap.parse_args()
@@ -237,7 +244,7 @@ def main() -> None:
         SETTINGS[key] = value == "True" if value in ("True", "False") else (int(value) if value.isdigit() else float(value))
     tag = "_".join([f"{args.train}_{args.shrink}_{args.hop}", *args.set])
     if args.step == "embed":
-        embed_training(data, max_clips=args.max_clips, name=args.train)
+        embed_training(data, max_clips=args.max_clips, name=args.train, speeds=tuple(args.speeds))
         return
     z = np.load(OUT / f"{args.train}.npz")
     X, spk = z["embeddings"], z["speakers"]
@@ -249,11 +256,12 @@ def main() -> None:
         # (plus SAVEE and TESS) and is scored on conversations of the other, so dims, shrink and the
         # auto thresholds are chosen on speakers the projection never saw (the "tune" step scores
         # the very speakers it was trained on, which flatters it)
-        corpus_speakers = sorted({s for s in spk if s.split("/")[0] in ("crema-d", "ravdess")})
+        base = np.array([s.split("@")[0] for s in spk])  # a speed-perturbed copy goes with its speaker
+        corpus_speakers = sorted({s for s in base if s.split("/")[0] in ("crema-d", "ravdess")})
         fold_of = {s: i % 2 for i, s in enumerate(corpus_speakers)}
         rows = []
         for fold in (0, 1):
-            train = np.array([fold_of.get(s, -1) != fold for s in spk])
+            train = np.array([fold_of.get(s, -1) != fold for s in base])
             projections = {n: fit_projection(n, X[train], spk[train], args.shrink) for n in names}
             res = evaluate(data, "tune", args.conversations // 2, seed=7 + fold, projections=projections,
                            keep=lambda s, fold=fold: fold_of.get(s) == fold)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -81,7 +82,8 @@ def test_encoder_checks_sha256(tmp_path):
 def test_projection_checked_and_optional(tmp_path):
     for name in ("speaker.json", "voice_encoder.onnx", "projection.npz"):
         shutil.copy(SPEAKER_DIR / name, tmp_path / name)
-    assert SpeakerEncoder.load(tmp_path).dims == 32 and SpeakerEncoder.load(tmp_path, projection=False).dims == 256
+    dims = json.loads((SPEAKER_DIR / "speaker.json").read_text())["projection"]["dims"]
+    assert SpeakerEncoder.load(tmp_path).dims == dims < 256 and SpeakerEncoder.load(tmp_path, projection=False).dims == 256
     with open(tmp_path / "projection.npz", "ab") as f:
         f.write(b"\0")
     with pytest.raises(ModelError, match="projection.npz: SHA-256"):
@@ -95,7 +97,7 @@ def test_embeddings_unit_length(encoder):
     y = tone(200, 2.0) * np.linspace(0.2, 1, 2 * SR, dtype=np.float32)
     windows = [(0, SR), (SR // 2, 3 * SR // 2), (0, SR // 3)]
     raw = SpeakerEncoder.load(projection=False)
-    for enc, dims in ((encoder, 32), (raw, 256)):
+    for enc, dims in ((encoder, encoder.dims), (raw, 256)):
         e = enc.embed_windows(y, windows)
         assert e.shape == (3, dims) and enc.embed_windows(y, []).shape == (0, dims)
         np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)

@@ -381,6 +381,8 @@ def benchmark_markdown(data_dir: str | Path, *, conversations: int = 40, seed: i
     meta = SpeakerEncoder.load().meta.get("projection")
     projection = "" if not meta else (
         f", then an LDA to {meta['dims']} dimensions trained on {meta['trained_on']['speakers']} speakers "
+        f"(each also at speeds {', '.join(f'{v:g}' for v in meta['trained_on'].get('speeds', [1.0]) if v != 1.0)} "
+        f"as a speaker of its own) "
         f"({', '.join(meta['trained_on']['corpora'])}; none of the `test` speakers); "
         f"`auto` thresholds {tuple(meta['auto_gain'])} chosen on conversations of held-out `tune` speakers "
         f"(two-fold cross-validation)")
@@ -398,8 +400,8 @@ def benchmark_markdown(data_dir: str | Path, *, conversations: int = 40, seed: i
         f"speaker turns ({cost['clips']} clips, model {cost['model']} {cost['model_version']}) | "
         f"{100 * cost['ua_alone']:.1f}% / {100 * cost['ua_lanes']:.1f}% / {100 * cost['ua_true_lanes']:.1f}% | |",
         "",
-        f"Diarization errors cost the emotions {100 * (cost['ua_true_lanes'] - cost['ua_lanes']):.1f} points of UA "
-        f"(speaker lanes against lanes cut at the true turns). Most of the gap to the clips alone is not "
+        f"Diarization errors change the emotions' UA by {100 * (cost['ua_lanes'] - cost['ua_true_lanes']):+.1f} points "
+        f"(speaker lanes against lanes cut at the true turns). The gap to the clips alone is not "
         f"diarization: a turn joins several acted clips, each with its own emotion, without a pause, and "
         f"the timeline's cells (the model's {cost['window_seconds']:g} s windows) straddle them — a real "
         f"speaker's emotion does not change every 2-3 s.",
