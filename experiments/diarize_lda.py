@@ -247,7 +247,7 @@ def main() -> None:
         embed_training(data, max_clips=args.max_clips, name=args.train, speeds=tuple(args.speeds))
         return
     z = np.load(OUT / f"{args.train}.npz")
-    X, spk = z["embeddings"], z["speakers"]
+    X, spk, tel_rows = z["embeddings"], z["speakers"], z["telephone"]
     names = args.projections if args.step in ("tune", "cv") else sorted({"none", args.projection})
     projections = {n: fit_projection(n, X, spk, args.shrink) for n in names}
     log = Path("runs/exp/diarize_lda.tsv")
@@ -262,7 +262,10 @@ def main() -> None:
         rows = []
         for fold in (0, 1):
             train = np.array([fold_of.get(s, -1) != fold for s in base])
-            projections = {n: fit_projection(n, X[train], spk[train], args.shrink) for n in names}
+            # "tel-<name>": learnt on the telephone windows only (for telephone conversations)
+            projections = {n: fit_projection(n.removeprefix("tel-"), X[train & (tel_rows | (n == n.removeprefix("tel-")))],
+                                             spk[train & (tel_rows | (n == n.removeprefix("tel-")))], args.shrink)
+                           for n in names}
             res = evaluate(data, "tune", args.conversations // 2, seed=7 + fold, projections=projections,
                            keep=lambda s, fold=fold: fold_of.get(s) == fold)
             rows += res["rows"]
