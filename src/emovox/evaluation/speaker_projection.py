@@ -14,9 +14,10 @@ Training windows: every clip (at most ``max_clips`` per speaker) of the ``tune``
 and RAVDESS's speakers (:func:`~emovox.evaluation.diarization.speaker_pools`; the benchmark's
 ``test`` half is never touched) and all of SAVEE and TESS (never in a benchmark conversation),
 edge silence trimmed, at speeds 0.9, 1 and 1.1 (each speed of a speaker its own class), clean and
-through the telephone channel, cut into the diarizer's windows. The ``auto`` thresholds that go with the projection are chosen on ``tune``
+through the telephone channel, cut into the diarizer's windows. The dimension, the shrinkage, the
+speeds and the ``auto`` thresholds that go with the projection were chosen on ``tune``
 conversations of speakers the projection did not learn from (``experiments/diarize_lda.py cv``:
-two folds of the ``tune`` speakers) and passed in with ``--auto-gain``.
+two folds of the ``tune`` speakers); the thresholds are passed in with ``--auto-gain``.
 """
 
 from __future__ import annotations
