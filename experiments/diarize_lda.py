@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emovox._numeric import unit_rows
 from emovox.audio import SAMPLE_RATE, load, resample
 from emovox.audio.augment import telephone
 from emovox.corpora import load_corpus
@@ -52,13 +53,12 @@ from emovox.inference.diarization import (
     DiarizationConfig,
     _fit,
     _nme,
-    _normalise,
     diarize,
     embedding_windows,
     pad_turns,
     speech_turns,
 )
-from emovox.inference.speaker import SpeakerEncoder
+from emovox.inference.speaker import DEFAULT_AUTO_GAIN, SpeakerEncoder
 
 OUT = Path("runs/exp/diarize_lda")
 SETTINGS: dict = {"hop_seconds": 0.75}  # --hop, --set: DiarizationConfig fields in tune/test
@@ -108,7 +108,7 @@ def embed_training(data: Path, *, max_clips: int, name: str = "train", speeds: t
 
 def fit_projection(name: str, X: np.ndarray, speakers: np.ndarray, shrink: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """``(mean [256], P [d, 256])`` of a projection named ``none``, ``wccn`` or ``lda<d>``."""
-    X = _normalise(X)
+    X = unit_rows(X)
     mean = X.mean(0)
     if name == "none":
         return np.zeros_like(mean), np.eye(X.shape[1])
@@ -131,6 +131,7 @@ class ProjectedEncoder:
         self.cache: dict[tuple, np.ndarray] = {}
         self.mean: np.ndarray | None = None
         self.P: np.ndarray | None = None
+        self.auto_gain = DEFAULT_AUTO_GAIN  # what diarize() reads when a config leaves it open
 
     def raw(self, y: np.ndarray, windows) -> np.ndarray:
         key = (len(y), float(y[:: 997].sum()), tuple(windows))
@@ -142,7 +143,7 @@ class ProjectedEncoder:
         e = self.raw(y, windows)
         if self.P is None:
             return e
-        return (_normalise(e) - self.mean) @ self.P.T
+        return (unit_rows(e) - self.mean) @ self.P.T
 
 
 def count_scores(enc: ProjectedEncoder, y: np.ndarray, turns, cfg: DiarizationConfig) -> tuple[list[float], int]:
@@ -150,7 +151,7 @@ def count_scores(enc: ProjectedEncoder, y: np.ndarray, turns, cfg: DiarizationCo
     count NME's eigengap suggests (an alternative rule)."""
     turns = pad_turns(turns, pad=int(cfg.pad_seconds * SAMPLE_RATE), n=len(y))
     w = embedding_windows(turns, cfg)
-    emb = _normalise(enc.embed_windows(y, w))
+    emb = unit_rows(enc.embed_windows(y, w))
     rng = np.random.default_rng(0)
     nme = _nme(emb, max_k=4) if len(emb) > 2 else (1, None)
     return [_fit(emb, k, config=cfg, rng=rng)[1] for k in range(1, min(4, len(emb)) + 1)], int(nme[0])
@@ -223,6 +224,18 @@ def pooled(rows: list[dict], proj: str, tel: bool, key: str = "der") -> float:
     return float(np.sum(w * np.array([r[key][proj] for r in sel])) / np.sum(w)) if sel else float("nan")
 
 
+def report(step: str, tag: str, rows: list[dict], names: list[str], shrink: float, log: Path) -> None:
+    """Print and log, per projection, pooled DER (clean, telephone) and the count with the best thresholds."""
+    for n in names:
+        gains, acc = choose_gains(rows, n)
+        nme = f"\tNME count {np.mean([r['nme'][n] == r['speakers'] for r in rows]):.2f}" if rows and "nme" in rows[0] else ""
+        line = (f"{step}\t{tag}\t{n}\tshrink={shrink}\tDER2 {pooled(rows, n, False):.3f}\ttel "
+                f"{pooled(rows, n, True):.3f}\tcount {acc:.2f} gains {gains}{nme}")
+        print(line)
+        with log.open("a") as f:
+            f.write(line + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("step", choices=["embed", "tune", "cv", "test"])
@@ -270,25 +283,12 @@ def main() -> None:
                            keep=lambda s, fold=fold: fold_of.get(s) == fold)
             rows += res["rows"]
         (OUT / f"cv_{tag}.json").write_text(json.dumps({"rows": rows}))
-        for n in names:
-            gains, acc = choose_gains(rows, n)
-            nme_acc = np.mean([r["nme"][n] == r["speakers"] for r in rows])
-            line = (f"cv\t{tag}\t{n}\tshrink={args.shrink}\tDER2 {pooled(rows, n, False):.3f}\ttel "
-                    f"{pooled(rows, n, True):.3f}\tcount {acc:.2f} gains {gains}\tNME count {nme_acc:.2f}")
-            print(line)
-            with log.open("a") as f:
-                f.write(line + "\n")
+        report("cv", tag, rows, names, args.shrink, log)
         return
     if args.step == "tune":
         res = evaluate(data, "tune", args.conversations, seed=7, projections=projections)
         (OUT / f"tune_{tag}.json").write_text(json.dumps(res))
-        for n in names:
-            gains, acc = choose_gains(res["rows"], n)
-            line = (f"tune\t{tag}\t{n}\tshrink={args.shrink}\tDER2 {pooled(res['rows'], n, False):.3f}\ttel "
-                    f"{pooled(res['rows'], n, True):.3f}\tcount {acc:.2f} gains {gains}")
-            print(line)
-            with log.open("a") as f:
-                f.write(line + "\n")
+        report("tune", tag, res["rows"], names, args.shrink, log)
         return
     tune = json.loads((OUT / f"tune_{tag}.json").read_text())
     gains = {n: choose_gains(tune["rows"], n)[0] for n in names}

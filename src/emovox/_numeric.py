@@ -1,4 +1,5 @@
-"""Small numeric helpers shared by every layer (numpy only): the one softmax and the one file hash."""
+"""Small numeric helpers shared by every layer (numpy only): the one softmax, the one row
+normalisation and the one file hash."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import numpy as np
 
-__all__ = ["softmax", "sha256_file"]
+__all__ = ["softmax", "unit_rows", "sha256_file"]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -21,6 +22,17 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` with each row (last axis) scaled to unit L2 length; an all-zero row stays zero.
+
+    Examples
+    --------
+    >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:

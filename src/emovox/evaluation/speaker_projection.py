@@ -27,9 +27,11 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from .._numeric import unit_rows
 from ..audio import SAMPLE_RATE, load, resample
 from ..audio.augment import telephone
 from .diarization import corpus_speaker_pools, trim_edges
@@ -39,11 +41,8 @@ __all__ = ["fit_lda", "training_windows", "write_projection", "TRAINING_CORPORA"
 # speed-perturbation factors (1.0: the clips as recorded)
 SPEEDS: tuple[float, ...] = (0.9, 1.0, 1.1)
 # (corpus, half of its speakers): the halves the benchmark never scores
-TRAINING_CORPORA = (("crema-d", "tune"), ("ravdess", "tune"), ("savee", "all"), ("tess", "all"))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+TRAINING_CORPORA: tuple[tuple[str, Literal["tune", "all"]], ...] = (
+    ("crema-d", "tune"), ("ravdess", "tune"), ("savee", "all"), ("tess", "all"))
 
 
 def fit_lda(embeddings: np.ndarray, speakers: np.ndarray, *, dims: int = 48,
@@ -72,7 +71,7 @@ def fit_lda(embeddings: np.ndarray, speakers: np.ndarray, *, dims: int = 48,
     >>> matrix.shape
     (3, 8)
     """
-    x = _unit(np.asarray(embeddings, dtype=np.float64))
+    x = unit_rows(np.asarray(embeddings, dtype=np.float64))
     speakers = np.asarray(speakers)
     classes = np.unique(speakers)
     if not 1 <= dims <= x.shape[1] or len(x) != len(speakers):
@@ -107,7 +106,7 @@ def training_windows(data_dir: str | Path, *, max_clips: int = 40, speeds: Seque
     config = DiarizationConfig()
     rng = np.random.default_rng(seed)
     pools = {f"{corpus}/{s}": items for corpus, part in TRAINING_CORPORA
-             for s, items in corpus_speaker_pools(data_dir, corpus, part).items()}  # type: ignore[arg-type]
+             for s, items in corpus_speaker_pools(data_dir, corpus, part).items()}
     embs, labels = [], []
     for j, (speaker, items) in enumerate(sorted(pools.items())):
         pick = sorted(rng.choice(len(items), min(max_clips, len(items)), replace=False))

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._numeric import unit_rows
 from .._threads import limit_blas_threads
 from ..audio import SAMPLE_RATE, describe, load, validate
 from ..errors import ParameterError
@@ -160,12 +161,8 @@ def embedding_windows(turns: list[tuple[int, int]], config: DiarizationConfig) -
     return out
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
-
-
 def _centroids(emb: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    return _normalise(np.stack([emb[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(emb.shape[1])
+    return unit_rows(np.stack([emb[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(emb.shape[1])
                                 for c in range(k)]))
 
 
@@ -374,10 +371,10 @@ def diarize(y: np.ndarray, *, speakers: Speakers = "auto", encoder: SpeakerEncod
     limit_blas_threads()  # the clustering's small eigenproblems: extra BLAS threads only spin
     encoder = encoder or SpeakerEncoder.load()
     if config.auto_gain is None:
-        config = replace(config, auto_gain=getattr(encoder, "auto_gain", DEFAULT_AUTO_GAIN))
-    emb = _normalise(encoder.embed_windows(y, windows))
+        config = replace(config, auto_gain=encoder.auto_gain)
+    emb = unit_rows(encoder.embed_windows(y, windows))
     if config.centre and len(emb) > 1:
-        emb = _normalise(emb - emb.mean(axis=0))
+        emb = unit_rows(emb - emb.mean(axis=0))
     cent, weak = _cluster(emb, speakers=speakers, config=config, rng=np.random.default_rng(seed))
     runs = _frame_labels(turns, windows, emb @ cent.T, config)
     order: dict[int, str] = {}

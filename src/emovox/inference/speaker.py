@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._numeric import unit_rows
 from ..audio import SAMPLE_RATE
 from ..errors import ModelError, ParameterError
 from ..features.logmel import mel_filterbank
@@ -93,7 +94,7 @@ class SpeakerEncoder:
     """resemblyzer's voice encoder on ONNX Runtime, with the shipped projection after it.
 
     Use :meth:`load`; :meth:`embed_windows` gives one unit vector per window of a signal
-    (``dims`` long: 32 through the projection, 256 without).
+    (``dims`` long: the projection's output, or 256 without one).
 
     Examples
     --------
@@ -190,8 +191,7 @@ class SpeakerEncoder:
         if self.projection is None:
             return out
         mean, matrix = self.projection
-        z = (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8) - mean) @ matrix.T
-        return (z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-8)).astype(np.float32)
+        return unit_rows((unit_rows(out) - mean) @ matrix.T).astype(np.float32)
 
 
 def _checked(path: Path, meta: dict, rebuild: str) -> bytes:
